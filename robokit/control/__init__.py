@@ -1,0 +1,1 @@
+"""Control loops at a fixed rate: teleoperate, record, replay; dataset feature helpers."""
