@@ -15,6 +15,25 @@ def _import_sdk():
     return dynamixel_sdk
 
 
+def _stuffing_fixed_handler():
+    """The SDK's protocol 2.0 handler with byte stuffing that reaches the wire.
+
+    dynamixel-sdk 4.1.0's `addStuffing` builds the stuffed packet in a new list when the length
+    grows and returns it, but `txPacket` ignores the return value, so a packet whose parameters
+    contain FF FF FD goes out unstuffed (and a motor would cut it at a false header). Here the
+    stuffed bytes are copied back into the caller's list.
+    """
+    from dynamixel_sdk.protocol2_packet_handler import Protocol2PacketHandler
+
+    class _Handler(Protocol2PacketHandler):
+        def addStuffing(self, packet):
+            stuffed = super().addStuffing(list(packet))
+            packet[:] = stuffed
+            return packet
+
+    return _Handler()
+
+
 class DynamixelMotorsBus(MotorsBus):
     protocol = "dynamixel"
 
@@ -22,7 +41,7 @@ class DynamixelMotorsBus(MotorsBus):
         return _import_sdk()
 
     def _new_packet_handler(self) -> Any:
-        return self._sdk().PacketHandler(2.0)
+        return _stuffing_fixed_handler()
 
     def _homing_offset_for(self, present_with_zero_offset: int, resolution: int) -> int:
         # Dynamixel: Present_Position = Actual + Homing_Offset

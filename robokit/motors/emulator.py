@@ -34,6 +34,8 @@ _TERMIOS_BAUDS = {getattr(termios, f"B{b}"): b for b in (
     9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000,
     1500000, 2000000, 2500000, 3000000, 3500000, 4000000) if hasattr(termios, f"B{b}")}
 
+_TCGETS2 = 0x802C542A  # Linux: read struct termios2 (44 bytes; c_ospeed at offset 40)
+
 # Dynamixel 2.0 status error numbers
 DXL_ERR_INSTRUCTION = 2
 DXL_ERR_CRC = 3
@@ -236,6 +238,16 @@ class ServoChainEmulator:
 
     # -- serving ---------------------------------------------------------------------------------
     def _line_baudrate(self) -> int | None:
+        """The baud rate the client set on the pty (None when unknown: then every motor answers)."""
+        try:  # Linux termios2 holds the speed as a number, also for non-standard rates (250000)
+            import fcntl
+
+            raw = fcntl.ioctl(self._master, _TCGETS2, bytes(44))
+            speed = int.from_bytes(raw[40:44], "little")
+            if speed:
+                return speed
+        except (OSError, ImportError):
+            pass
         try:
             return _TERMIOS_BAUDS.get(termios.tcgetattr(self._master)[5])
         except termios.error:

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from robokit.motors import protocol as P
-from robokit.motors.motors_bus import MotorsBus
+from robokit.motors.motors_bus import _PORT_ERRORS, MotorsBus, PortLostError
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ class FeetechMotorsBus(MotorsBus):
                     buf += chunk
                 else:
                     time.sleep(0.001)
-        except OSError as exc:
-            from robokit.motors.motors_bus import PortLostError
+        except _PORT_ERRORS as exc:
 
             raise PortLostError(f"broadcast ping on {self.port}: the port is gone ({exc})") from exc
         ids, corrupted = set(), False

@@ -25,6 +25,12 @@ from robokit.motors.tables import MODEL_BY_NUMBER, ModelSpec, baudrate_table, de
 
 logger = logging.getLogger(__name__)
 
+try:  # a pty / tty that vanished fails in termios calls (tcdrain) rather than with an OSError
+    from termios import error as _TermiosError
+except ImportError:  # Windows
+    _TermiosError = OSError
+_PORT_ERRORS = (OSError, _TermiosError)  # serial.SerialException is an OSError
+
 NORMALIZED_REGISTERS = ("Present_Position", "Goal_Position")
 
 
@@ -167,7 +173,7 @@ class MotorsBus(abc.ABC):
             self.port_handler.is_using = False  # an earlier exception may have left the port "busy"
             try:
                 value, comm, error = fn()
-            except OSError as exc:  # serial.SerialException is an OSError
+            except _PORT_ERRORS as exc:
                 raise PortLostError(f"{what} on {self.port}: the port is gone ({exc}); was the adapter unplugged?") from exc
             if comm == sdk.COMM_SUCCESS and error == 0:
                 return value
