@@ -366,7 +366,8 @@ def _column_to_numpy(column, spec: dict):
     values = column
     while pa.types.is_fixed_size_list(values.type) or pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
         values = values.flatten()
-    array = values.to_numpy(zero_copy_only=False).astype(np.dtype(dtype), copy=False)
+    # A writable copy: zero-copy arrow memory is read-only, which torch.from_numpy warns about.
+    array = np.array(values.to_numpy(zero_copy_only=False), dtype=np.dtype(dtype))
     if shape == [1] and array.size == n:
         return array.reshape(n)
     return array.reshape(n, *shape)

@@ -55,3 +55,33 @@ class SyntheticEpisode:
             disc = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.08 * min(h, w)) ** 2))[..., None]
             out[k] = np.clip(self._background[k] + 120 * disc, 0, 255).astype(np.uint8)
         return out
+
+
+def record_synthetic_dataset(root, lengths=(12, 7, 15), fps: int = 30, use_videos: bool = True, height: int = 32,
+                             width: int = 48, codec: str = "av1", tasks=("pick up the red cube", "place the cube in the bin"),
+                             **create_kwargs) -> dict:
+    """Record seeded synthetic episodes of the given lengths; returns what was given to add_frame,
+    stacked per key (plus episode_index and frame_index), for comparing with what is read back."""
+    from robokit.data.dataset import RobotDataset
+
+    features = synthetic_features(height=height, width=width, use_videos=use_videos)
+    ds = RobotDataset.create(root, fps=fps, features=features, robot_type="synthetic_arm", video_codec=codec, **create_kwargs)
+    given: dict[str, list] = {}
+    for ep, length in enumerate(lengths):
+        episode = SyntheticEpisode(features, seed=ep)
+        for i in range(length):
+            frame = episode.frame(i, fps, task=tasks[ep % len(tasks)])
+            ds.add_frame(frame)
+            for key, value in frame.items():
+                given.setdefault(key, []).append(value)
+            given.setdefault("episode_index", []).append(ep)
+            given.setdefault("frame_index", []).append(i)
+        ds.save_episode()
+    ds.finalize()
+    return {k: (np.stack(v) if k != "task" else v) for k, v in given.items()}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 images, in dB (inf when identical)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
