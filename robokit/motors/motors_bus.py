@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import select
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -57,8 +58,10 @@ class MotorsBus(abc.ABC):
     """0: the SDK's own packet timeout."""
 
     def __init__(self, port: str, motors: dict[str, Motor], calibration: dict[str, MotorCalibration] | None = None,
-                 num_retry: int = 3, baudrate: int = 1_000_000):
+                 num_retry: int = 3, baudrate: int = 1_000_000, extra_timeout_ms: float = 20.0):
         self.port = port
+        self.extra_timeout_ms = extra_timeout_ms
+        """Added to the SDK's reply timeout (it assumes a dedicated USB adapter; a busy host or a pty needs slack)."""
         self.motors = dict(motors)
         self.calibration = dict(calibration or {})
         self.num_retry = num_retry
@@ -102,7 +105,23 @@ class MotorsBus(abc.ABC):
         if self.is_connected:
             raise RuntimeError(f"{self!r} is already connected")
         sdk = self._sdk()
-        self.port_handler = sdk.PortHandler(self.port)
+        extra_ms = self.extra_timeout_ms
+
+        class _PortHandler(sdk.PortHandler):
+            def setPacketTimeout(self, packet_length):
+                super().setPacketTimeout(packet_length)
+                self.packet_timeout += extra_ms
+
+            def readPort(self, length):
+                # the SDKs poll a non-blocking port in a tight loop; waiting up to 0.5 ms for the
+                # next bytes keeps a CPU free (for the servo emulator, or other work) at no latency cost
+                data = self.ser.read(length)
+                if not data:
+                    select.select([self.ser.fd], [], [], 0.0005)
+                    data = self.ser.read(length)
+                return data
+
+        self.port_handler = _PortHandler(self.port)
         self.packet_handler = self._new_packet_handler()
         try:
             opened = self.port_handler.openPort()
@@ -130,7 +149,7 @@ class MotorsBus(abc.ABC):
     def _handshake(self) -> None:
         missing, wrong = [], []
         for name, motor in self.motors.items():
-            model_number = self.ping(name, raise_on_error=False)
+            model_number = self.ping(name, num_retry=self.num_retry, raise_on_error=False)
             if model_number is None:
                 missing.append(f"{name!r} (id {motor.id})")
             elif model_number != self.specs[name].model_number:
@@ -172,9 +191,13 @@ class MotorsBus(abc.ABC):
         for _ in range(attempts):
             self.port_handler.is_using = False  # an earlier exception may have left the port "busy"
             try:
+                # stale bytes (a late reply to a timed-out request) must not be taken for this reply
+                self.port_handler.ser.reset_input_buffer()
                 value, comm, error = fn()
             except _PORT_ERRORS as exc:
                 raise PortLostError(f"{what} on {self.port}: the port is gone ({exc}); was the adapter unplugged?") from exc
+            except IndexError:  # the SDK indexes into a reply shorter than expected: a corrupted reply
+                value, comm, error = None, sdk.COMM_RX_CORRUPT, 0
             if comm == sdk.COMM_SUCCESS and error == 0:
                 return value
         if comm != sdk.COMM_SUCCESS:

@@ -1,7 +1,7 @@
 """Robots: named joints and cameras in, actions out (see `robot.Robot`).
 
-`make_robot(config)` builds a robot from its config; configs are registered by type name in
-`robokit.robots.registry`. Imports are lazy so that `import robokit.robots` stays light.
+`make_robot("so101_follower", port=..., id=...)` builds a robot by type name
+(`robokit.robots.registry`); imports of the drivers are lazy so `import robokit.robots` stays light.
 """
 
 from robokit.robots.robot import (
@@ -11,4 +11,12 @@ from robokit.robots.robot import (
     RobotConfig,
 )
 
-__all__ = ["Robot", "RobotConfig", "DeviceNotConnectedError", "DeviceAlreadyConnectedError"]
+__all__ = ["Robot", "RobotConfig", "DeviceNotConnectedError", "DeviceAlreadyConnectedError", "make_robot", "make_teleoperator"]
+
+
+def __getattr__(name):
+    if name in ("make_robot", "make_teleoperator", "ROBOTS", "TELEOPERATORS"):
+        from robokit.robots import registry
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'robokit.robots' has no attribute {name!r}")

@@ -7,7 +7,6 @@ import pytest
 from robokit.motors import CommunicationError, Motor, PortLostError
 from robokit.motors.calibration import MotorCalibration
 
-from conftest import PROTOCOLS, make_chain
 
 
 def test_ping_scan_broadcast(chain):
@@ -20,7 +19,7 @@ def test_ping_scan_broadcast(chain):
     assert set(bus.broadcast_ping()) == {1, 3}
 
 
-def test_scan_finds_motors_at_their_baud_rate():
+def test_scan_finds_motors_at_their_baud_rate(make_chain):
     emulator, bus = make_chain("feetech", n=2)
     emulator.servo(2)._set("Baud_Rate", 4)  # code 4 = 115200 on Feetech
     try:
@@ -43,9 +42,10 @@ def test_read_write_and_sync(chain):
     assert bus.sync_read("Present_Position", normalize=False) == {"joint1": 100, "joint2": 2048, "joint3": 4000}
     bus.enable_torque()
     bus.sync_write("Goal_Position", {"joint1": 500, "joint3": 3500}, normalize=False)
-    time.sleep(0.05)
-    assert emulator.servo(1).get("Goal_Position") == 500 and emulator.servo(3).get("Goal_Position") == 3500
     deadline = time.monotonic() + 2
+    while emulator.servo(3).get("Goal_Position") != 3500 and time.monotonic() < deadline:
+        time.sleep(0.005)  # sync write has no reply: wait for the emulator to apply it
+    assert emulator.servo(1).get("Goal_Position") == 500 and emulator.servo(3).get("Goal_Position") == 3500
     while bus.sync_read("Present_Position", normalize=False)["joint3"] != 3500 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert bus.sync_read("Present_Position", ["joint1", "joint3"], normalize=False) == {"joint1": 500, "joint3": 3500}
@@ -91,9 +91,9 @@ def test_latency_within_timeout(chain):
     assert bus.read("Present_Position", "joint1", normalize=False) == 2048
 
 
-def test_connect_names_missing_and_wrong_motors():
+def test_connect_names_missing_and_wrong_motors(make_chain, protocols):
     emulator, _ = make_chain("feetech", n=2)
-    bus_cls, model = PROTOCOLS["feetech"]
+    bus_cls, model = protocols["feetech"]
     bus = bus_cls(emulator.port, {"a": Motor(1, "sts3250"), "b": Motor(2, model), "c": Motor(9, model)})
     try:
         with pytest.raises(ConnectionError, match=r"'c' \(id 9\).*'a' \(id 1\) is sts3215, expected sts3250"):
@@ -120,9 +120,9 @@ def test_bad_names_get_suggestions(chain):
         bus.read("Present_Position", "joint1")
 
 
-@pytest.mark.parametrize("protocol", list(PROTOCOLS))
-def test_setup_motor_assigns_id_and_baudrate(protocol):
-    bus_cls, model = PROTOCOLS[protocol]
+@pytest.mark.parametrize("protocol", ["feetech", "dynamixel"])
+def test_setup_motor_assigns_id_and_baudrate(protocol, protocols):
+    bus_cls, model = protocols[protocol]
     from robokit.motors.emulator import ServoChainEmulator
 
     new_motor_baud = 57_600

@@ -1,0 +1,115 @@
+"""The Camera contract: `connect()`, `read()` (blocking, a fresh frame), `async_read()` (the latest
+frame kept by a background thread), `disconnect()`. Frames are uint8 RGB arrays (height, width, 3)."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CameraConfig:
+    """A camera: `type` picks the driver ("opencv", "synthetic", "realsense")."""
+
+    type: str = "synthetic"
+    """Driver: "opencv" (webcams, video files), "synthetic" (a moving test pattern), "realsense"."""
+    index_or_path: str = "0"
+    """OpenCV device index ("0"), device path (/dev/video2) or video file; RealSense serial number."""
+    width: int = 640
+    """Frame width in pixels."""
+    height: int = 480
+    """Frame height in pixels."""
+    fps: int = 30
+    """Frames per second requested from the device."""
+    rotation: int = 0
+    """Rotate frames by 0, 90, 180 or 270 degrees clockwise (width/height are after rotation)."""
+    use_depth: bool = False
+    """RealSense only: also read depth."""
+
+    def __post_init__(self):
+        if self.rotation not in (0, 90, 180, 270):
+            raise ValueError(f"CameraConfig.rotation={self.rotation}, expected 0, 90, 180 or 270")
+        for name in ("width", "height", "fps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"CameraConfig.{name}={getattr(self, name)}, expected > 0")
+
+
+class Camera(abc.ABC):
+    def __init__(self, config: CameraConfig):
+        self.config = config
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.config.height, self.config.width, 3)
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool: ...
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def read(self) -> np.ndarray:
+        """A new frame (blocks until the device delivers one)."""
+
+    @abc.abstractmethod
+    def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
+        """The latest frame captured by the background thread (waits for the first one)."""
+
+    @abc.abstractmethod
+    def disconnect(self) -> None: ...
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.disconnect()
+
+
+def rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate clockwise by `rotation` degrees."""
+    return frame if rotation == 0 else np.ascontiguousarray(np.rot90(frame, k=-(rotation // 90)))
+
+
+def parse_camera_specs(spec: str) -> dict[str, CameraConfig]:
+    """`"front=synthetic:640x480@30,wrist=opencv:/dev/video2:320x240@30"` -> configs by name."""
+    cameras: dict[str, CameraConfig] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        if "=" not in item:
+            raise ValueError(f"camera spec {item!r}: expected NAME=TYPE[:SOURCE][:WxH][@FPS], e.g. front=synthetic:640x480@30")
+        name, rest = item.split("=", 1)
+        fps = 30
+        if "@" in rest:
+            rest, fps_text = rest.rsplit("@", 1)
+            fps = int(fps_text)
+        parts = rest.split(":")
+        kind, width, height, source = parts[0], 640, 480, "0"
+        for part in parts[1:]:
+            if "x" in part and all(p.isdigit() for p in part.split("x", 1)):
+                width, height = (int(p) for p in part.split("x", 1))
+            else:
+                source = part
+        if kind not in ("opencv", "synthetic", "realsense"):
+            raise ValueError(f"camera spec {item!r}: type {kind!r}, expected opencv, synthetic or realsense")
+        cameras[name] = CameraConfig(type=kind, index_or_path=source, width=width, height=height, fps=fps)
+    return cameras
+
+
+def make_camera(config: CameraConfig) -> Camera:
+    if config.type == "synthetic":
+        from robokit.cameras.synthetic import SyntheticCamera
+
+        return SyntheticCamera(config)
+    if config.type == "opencv":
+        from robokit.cameras.opencv import OpenCVCamera
+
+        return OpenCVCamera(config)
+    if config.type == "realsense":
+        from robokit.cameras.realsense import RealSenseCamera
+
+        return RealSenseCamera(config)
+    raise ValueError(f"CameraConfig.type={config.type!r}, expected 'opencv', 'synthetic' or 'realsense'")
