@@ -87,8 +87,11 @@ def _histogram_edges(low: np.ndarray, high: np.ndarray, dtype: np.dtype) -> np.n
     """(D, B + 1) bin edges spanning [low - margin, high + margin] in `dtype` (float32 or float64)."""
     scalar = dtype.type
     edges = [
-        np.linspace(scalar(lo) - scalar(HISTOGRAM_MARGIN), scalar(hi) + scalar(HISTOGRAM_MARGIN),
-                    NUM_QUANTILE_BINS + 1)
+        np.linspace(
+            scalar(lo) - scalar(HISTOGRAM_MARGIN),
+            scalar(hi) + scalar(HISTOGRAM_MARGIN),
+            NUM_QUANTILE_BINS + 1,
+        )
         for lo, hi in zip(low, high, strict=True)
     ]
     return np.stack(edges).astype(dtype, copy=False)
@@ -145,11 +148,15 @@ def _vector_stats(name: str, values: np.ndarray) -> dict[str, np.ndarray]:
     elif np.issubdtype(values.dtype, np.number):
         numeric = values
     else:
-        raise ValueError(f"stats: feature {name!r} has dtype {values.dtype}, expected a numeric or bool array")
+        raise ValueError(
+            f"stats: feature {name!r} has dtype {values.dtype}, expected a numeric or bool array"
+        )
     if np.issubdtype(numeric.dtype, np.floating) and not np.all(np.isfinite(numeric)):
         bad = np.argwhere(~np.isfinite(numeric))[0]
-        raise ValueError(f"stats: feature {name!r} has a non-finite value at frame {bad[0]}, dim {bad[1]}; "
-                         "stats need finite values")
+        raise ValueError(
+            f"stats: feature {name!r} has a non-finite value at frame {bad[0]}, dim {bad[1]}; "
+            "stats need finite values"
+        )
     num = values.shape[0]
     low, high = values.min(axis=0), values.max(axis=0)
     as_float = numeric.astype(np.float64, copy=False)
@@ -192,10 +199,14 @@ class PixelCounts:
     def __post_init__(self) -> None:
         c = np.asarray(self.counts)
         if c.ndim != 3 or c.shape[0] == 0 or c.shape[2] != 256 or not np.issubdtype(c.dtype, np.integer):
-            raise ValueError(f"PixelCounts: counts are {c.dtype} {c.shape}, expected integer (N, C, 256) with N > 0")
+            raise ValueError(
+                f"PixelCounts: counts are {c.dtype} {c.shape}, expected integer (N, C, 256) with N > 0"
+            )
 
 
-def _image_stats(name: str, frames: np.ndarray | Sequence[np.ndarray], num_frames: int | None) -> dict[str, np.ndarray]:
+def _image_stats(
+    name: str, frames: np.ndarray | Sequence[np.ndarray], num_frames: int | None
+) -> dict[str, np.ndarray]:
     """Per-channel stats of frames (H, W, C) on sampled, strided pixels; each (C, 1, 1) in [0, 1]."""
     if isinstance(frames, PixelCounts):
         counts = np.asarray(frames.counts, dtype=np.int64)
@@ -239,8 +250,9 @@ def _stats_from_pixel_counts(counts: np.ndarray) -> dict[str, np.ndarray]:
         hist = np.empty((channels, NUM_QUANTILE_BINS), dtype=np.float64)
         for c in range(channels):
             present_levels = np.flatnonzero(counts[c])
-            hist[c] = _histogram_counts(levels[present_levels, None], edges[c : c + 1],
-                                        counts[c, present_levels].astype(np.float64))[0]
+            hist[c] = _histogram_counts(
+                levels[present_levels, None], edges[c : c + 1], counts[c, present_levels].astype(np.float64)
+            )[0]
         stats.update(_histogram_quantiles(hist, edges, total))
     return {key: value / 255.0 for key, value in stats.items()}
 
@@ -252,7 +264,9 @@ def _feature_shape(name: str, feature: Mapping) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in shape)
     except (TypeError, ValueError):
-        raise ValueError(f"stats: feature {name!r} has shape {shape!r}, expected a list of integers") from None
+        raise ValueError(
+            f"stats: feature {name!r} has shape {shape!r}, expected a list of integers"
+        ) from None
 
 
 def _declared_hwc(key: str, declared: tuple[int, ...]) -> tuple[int, int, int]:
@@ -268,27 +282,38 @@ def _check_frames(key: str, frames, declared: tuple[int, ...]) -> None:
     height, width, channels = _declared_hwc(key, declared)
     if isinstance(frames, PixelCounts):
         if frames.counts.shape[1] != channels:
-            raise ValueError(f"compute_episode_stats: camera {key!r} pixel counts have {frames.counts.shape[1]} "
-                             f"channels, the feature declares {channels}")
+            raise ValueError(
+                f"compute_episode_stats: camera {key!r} pixel counts have {frames.counts.shape[1]} "
+                f"channels, the feature declares {channels}"
+            )
         return
     if isinstance(frames, np.ndarray) and frames.ndim != 4:
-        raise ValueError(f"compute_episode_stats: camera {key!r} has shape {frames.shape}, expected (N, H, W, C)")
+        raise ValueError(
+            f"compute_episode_stats: camera {key!r} has shape {frames.shape}, expected (N, H, W, C)"
+        )
     if len(frames) == 0:
         raise ValueError(f"compute_episode_stats: camera {key!r} has no frames, expected N > 0")
     shape = tuple(np.shape(frames[0]))
     # Frames may be spatially strided already (a recorder keeping small copies for stats).
     if len(shape) != 3 or shape[2] != channels or shape[0] > height or shape[1] > width:
-        raise ValueError(f"compute_episode_stats: camera {key!r} frames have shape {shape}, expected "
-                         f"(H, W, C) = ({height}, {width}, {channels}) as declared (or smaller H, W)")
+        raise ValueError(
+            f"compute_episode_stats: camera {key!r} frames have shape {shape}, expected "
+            f"(H, W, C) = ({height}, {width}, {channels}) as declared (or smaller H, W)"
+        )
     if not isinstance(frames, np.ndarray):
         wrong = next((i for i, f in enumerate(frames) if np.shape(f) != shape), None)
         if wrong is not None:
-            raise ValueError(f"compute_episode_stats: camera {key!r} frame {wrong} has shape "
-                             f"{np.shape(frames[wrong])}, frame 0 has {shape}")
+            raise ValueError(
+                f"compute_episode_stats: camera {key!r} frame {wrong} has shape "
+                f"{np.shape(frames[wrong])}, frame 0 has {shape}"
+            )
 
 
-def compute_episode_stats(episode: Mapping[str, np.ndarray | Sequence[np.ndarray] | PixelCounts],
-                          features: Mapping[str, Mapping], num_frames: int | None = None) -> Stats:
+def compute_episode_stats(
+    episode: Mapping[str, np.ndarray | Sequence[np.ndarray] | PixelCounts],
+    features: Mapping[str, Mapping],
+    num_frames: int | None = None,
+) -> Stats:
     """Stats of every numeric and camera feature of one episode.
 
     `episode[key]` is the (N, *shape) array of that feature. A camera ("image"/"video") is given
@@ -303,8 +328,9 @@ def compute_episode_stats(episode: Mapping[str, np.ndarray | Sequence[np.ndarray
     """
     unknown = [key for key in episode if key not in features]
     if unknown:
-        raise ValueError(f"compute_episode_stats: {unknown} are not declared features "
-                         f"(declared: {sorted(features)})")
+        raise ValueError(
+            f"compute_episode_stats: {unknown} are not declared features (declared: {sorted(features)})"
+        )
     if num_frames is not None and num_frames <= 0:
         raise ValueError(f"compute_episode_stats: num_frames is {num_frames}, expected > 0")
     result: Stats = {}
@@ -322,8 +348,10 @@ def compute_episode_stats(episode: Mapping[str, np.ndarray | Sequence[np.ndarray
         shape = _feature_shape(key, feature)
         size = math.prod(shape)
         if array.ndim == 0 or array.shape[0] == 0 or math.prod(array.shape[1:]) != size:
-            raise ValueError(f"compute_episode_stats: {key!r} has shape {array.shape}, "
-                             f"expected (N, {', '.join(map(str, shape))}) with N > 0")
+            raise ValueError(
+                f"compute_episode_stats: {key!r} has shape {array.shape}, "
+                f"expected (N, {', '.join(map(str, shape))}) with N > 0"
+            )
         stats = _vector_stats(key, array.reshape(array.shape[0], size))
         result[key] = {k: v if k == "count" else v.reshape(shape) for k, v in stats.items()}
     return result
@@ -380,7 +408,9 @@ def aggregate_stats(stats_list: Sequence[Mapping[str, Mapping[str, np.ndarray]]]
 
 def stats_to_json(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict:
     """{feature: {stat: nested list}} ready for json.dump."""
-    return {name: {key: np.asarray(value).tolist() for key, value in ft.items()} for name, ft in stats.items()}
+    return {
+        name: {key: np.asarray(value).tolist() for key, value in ft.items()} for name, ft in stats.items()
+    }
 
 
 def _to_array(value) -> np.ndarray:
@@ -397,7 +427,9 @@ def stats_from_json(data: Mapping[str, Mapping]) -> Stats:
     out: Stats = {}
     for name, ft in data.items():
         if not isinstance(ft, Mapping):
-            raise ValueError(f"stats_from_json: entry {name!r} is {type(ft).__name__}, expected an object of stats")
+            raise TypeError(
+                f"stats_from_json: entry {name!r} is {type(ft).__name__}, expected an object of stats"
+            )
         out[name] = {key: _to_array(value) for key, value in ft.items()}
         if "count" in out[name]:
             out[name]["count"] = out[name]["count"].astype(np.int64).reshape(-1)
@@ -406,8 +438,11 @@ def stats_from_json(data: Mapping[str, Mapping]) -> Stats:
 
 def flatten_stats(stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, list]:
     """{"stats/<feature>/<stat>": nested list}: the columns of the episodes parquet."""
-    return {f"{_STATS_PREFIX}{name}/{key}": np.asarray(value).tolist()
-            for name, ft in stats.items() for key, value in ft.items()}
+    return {
+        f"{_STATS_PREFIX}{name}/{key}": np.asarray(value).tolist()
+        for name, ft in stats.items()
+        for key, value in ft.items()
+    }
 
 
 def unflatten_stats(row: Mapping[str, object]) -> Stats:
@@ -416,9 +451,11 @@ def unflatten_stats(row: Mapping[str, object]) -> Stats:
     for column, value in row.items():
         if not column.startswith(_STATS_PREFIX) or value is None:
             continue
-        name, sep, key = column[len(_STATS_PREFIX):].rpartition("/")
+        name, sep, key = column[len(_STATS_PREFIX) :].rpartition("/")
         if not sep or not name:
-            raise ValueError(f"unflatten_stats: column {column!r} is not of the form 'stats/<feature>/<stat>'")
+            raise ValueError(
+                f"unflatten_stats: column {column!r} is not of the form 'stats/<feature>/<stat>'"
+            )
         out.setdefault(name, {})[key] = _to_array(value)
     for ft in out.values():
         if "count" in ft:

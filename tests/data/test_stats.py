@@ -1,4 +1,4 @@
-"""Episode and dataset stats: numpy parity, LeRobot's conventions checked on its own fixtures, serialization."""
+"""Episode and dataset stats: numpy parity, LeRobot's conventions on its own fixtures, serialization."""
 
 from __future__ import annotations
 
@@ -35,14 +35,20 @@ def make_features(state_dim: int = 3) -> dict:
         "next.done": {"dtype": "bool", "shape": [1], "names": None},
         "frame_index": {"dtype": "int64", "shape": [1], "names": None},
         "task": {"dtype": "string", "shape": [1], "names": None},
-        "observation.images.cam": {"dtype": "video", "shape": [24, 32, 3], "names": ["height", "width", "channels"]},
+        "observation.images.cam": {
+            "dtype": "video",
+            "shape": [24, 32, 3],
+            "names": ["height", "width", "channels"],
+        },
     }
 
 
 def make_episode(n: int, seed: int, state_dim: int = 3) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "observation.state": (rng.normal(size=(n, state_dim)) * [1, 10, 100] + [0, 5, -50]).astype(np.float32),
+        "observation.state": (rng.normal(size=(n, state_dim)) * [1, 10, 100] + [0, 5, -50]).astype(
+            np.float32
+        ),
         "next.done": (np.arange(n) == n - 1)[:, None],
         "frame_index": np.arange(n, dtype=np.int64),
         "observation.images.cam": rng.integers(20, 230, size=(n, 24, 32, 3), dtype=np.uint8),
@@ -56,7 +62,7 @@ def fixtures() -> Path:
     return FIXTURES
 
 
-# --------------------------------------------------------------------------------------------- basics
+# --- basics
 
 
 def test_vector_stats_match_numpy():
@@ -86,7 +92,9 @@ def test_int_bool_string_features_follow_lerobot_types():
     fi, done = stats["frame_index"], stats["next.done"]
     assert fi["min"].dtype == np.int64 and fi["min"].tolist() == [0] and fi["max"].tolist() == [9]
     assert fi["mean"].dtype == np.float64 and fi["mean"].tolist() == [4.5]
-    assert done["min"].dtype == np.bool_ and done["min"].tolist() == [False] and done["max"].tolist() == [True]
+    assert (
+        done["min"].dtype == np.bool_ and done["min"].tolist() == [False] and done["max"].tolist() == [True]
+    )
     assert done["mean"].tolist() == [0.1] and done["std"][0] == pytest.approx(0.3)
 
 
@@ -138,7 +146,9 @@ def test_large_episode_subsampling_is_close_to_the_full_data():
     n, h, w = 120, 200, 320
     yy, xx = np.mgrid[0:h, 0:w]
     t = np.arange(n)[:, None, None]
-    frames = np.stack([(xx[None] + 3 * t) % 256, (yy[None] * 0.7 + t) % 256, (xx[None] + yy[None]) // 3 % 256 + 0 * t], -1)
+    frames = np.stack(
+        [(xx[None] + 3 * t) % 256, (yy[None] * 0.7 + t) % 256, (xx[None] + yy[None]) // 3 % 256 + 0 * t], -1
+    )
     frames = frames.astype(np.uint8)
     features = {"cam": {"dtype": "video", "shape": [h, w, 3]}}
     s = compute_episode_stats({"cam": frames}, features)["cam"]
@@ -151,7 +161,9 @@ def test_large_episode_subsampling_is_close_to_the_full_data():
     np.testing.assert_allclose(s["mean"].ravel(), sampled["mean"], rtol=1e-12)
     np.testing.assert_allclose(s["std"].ravel(), sampled["std"], rtol=1e-9)
     # The same stats from per-frame pixel counts (what a recorder keeps), and from a list of frames.
-    counted = compute_episode_stats({"cam": PixelCounts(np.stack([pixel_counts(f) for f in frames]))}, features)["cam"]
+    counted = compute_episode_stats(
+        {"cam": PixelCounts(np.stack([pixel_counts(f) for f in frames]))}, features
+    )["cam"]
     listed = compute_episode_stats({"cam": list(frames)}, features)["cam"]
     for key in STAT_KEYS:
         np.testing.assert_array_equal(counted[key], s[key])
@@ -178,7 +190,7 @@ def test_bad_input_names_the_feature():
         aggregate_stats([])
 
 
-# --------------------------------------------------------------------------------------------- aggregation
+# --- aggregation
 
 
 def test_aggregate_equals_stats_of_the_concatenated_data():
@@ -203,7 +215,9 @@ def test_aggregate_quantiles_are_count_weighted_means():
     per_episode = [compute_episode_stats(make_episode(n, seed=i), features) for i, n in enumerate([5, 15])]
     agg = aggregate_stats(per_episode)
     for key in QUANTILE_KEYS:
-        expected = (5 * per_episode[0]["observation.state"][key] + 15 * per_episode[1]["observation.state"][key]) / 20
+        expected = (
+            5 * per_episode[0]["observation.state"][key] + 15 * per_episode[1]["observation.state"][key]
+        ) / 20
         np.testing.assert_allclose(agg["observation.state"][key], expected, rtol=1e-14)
     # Incremental aggregation (what a recorder does after each episode) gives the same result.
     three = per_episode + [compute_episode_stats(make_episode(9, seed=7), features)]
@@ -213,7 +227,7 @@ def test_aggregate_quantiles_are_count_weighted_means():
         np.testing.assert_allclose(step["observation.state"][key], full["observation.state"][key], rtol=1e-12)
 
 
-# --------------------------------------------------------------------------------------------- LeRobot fixtures
+# --- LeRobot fixtures
 
 
 def _fixture_episodes(fixtures: Path, name: str, groundtruth: str):
@@ -234,8 +248,10 @@ def _fixture_episodes(fixtures: Path, name: str, groundtruth: str):
         yield info["features"], episode, row
 
 
-@pytest.mark.parametrize("name,groundtruth", [("v30_video_2cam", "groundtruth_video.npz"),
-                                              ("v30_image_state", "v30_image_state.groundtruth.npz")])
+@pytest.mark.parametrize(
+    "name,groundtruth",
+    [("v30_video_2cam", "groundtruth_video.npz"), ("v30_image_state", "v30_image_state.groundtruth.npz")],
+)
 def test_episode_stats_reproduce_lerobot_fixture(fixtures, name, groundtruth):
     for features, episode, row in _fixture_episodes(fixtures, name, groundtruth):
         ours, theirs = compute_episode_stats(episode, features), unflatten_stats(row)
@@ -245,8 +261,13 @@ def test_episode_stats_reproduce_lerobot_fixture(fixtures, name, groundtruth):
             is_image = features[key]["dtype"] in ("image", "video")
             for stat in ("min", "max", "count", *QUANTILE_KEYS):
                 # Same histogram, same edges: the quantiles are reproduced to the last bit or nearly.
-                np.testing.assert_allclose(a[stat].astype(np.float64), b[stat].astype(np.float64), rtol=1e-12,
-                                           atol=1e-15, err_msg=f"{name} ep {row['episode_index']} {key} {stat}")
+                np.testing.assert_allclose(
+                    a[stat].astype(np.float64),
+                    b[stat].astype(np.float64),
+                    rtol=1e-12,
+                    atol=1e-15,
+                    err_msg=f"{name} ep {row['episode_index']} {key} {stat}",
+                )
                 assert a[stat].shape == b[stat].shape and a[stat].dtype.kind == b[stat].dtype.kind
             # LeRobot accumulates float32 features in float32 (E[x^2] - E[x]^2); we use float64.
             np.testing.assert_allclose(a["mean"], b["mean"], rtol=1e-6, atol=1e-12, err_msg=f"{key} mean")
@@ -280,12 +301,17 @@ def test_aggregate_of_fixture_episodes_reproduces_lerobot_stats_json(fixtures, n
             a, b = ours[key][stat], theirs[key][stat]
             assert a.shape == b.shape and a.dtype.kind == b.dtype.kind, (key, stat)
             # std: LeRobot squares its in-memory (float32) stds while aggregating -> ~1e-8 relative.
-            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=1e-7 if stat == "std" else 1e-12,
-                                       atol=1e-15, err_msg=f"{name} {key} {stat}")
+            np.testing.assert_allclose(
+                a.astype(np.float64),
+                b.astype(np.float64),
+                rtol=1e-7 if stat == "std" else 1e-12,
+                atol=1e-15,
+                err_msg=f"{name} {key} {stat}",
+            )
 
 
 def test_flattened_stats_have_the_fixture_parquet_types(fixtures, tmp_path):
-    features, episode, row = next(_fixture_episodes(fixtures, "v30_video_2cam", "groundtruth_video.npz"))
+    features, episode, _ = next(_fixture_episodes(fixtures, "v30_video_2cam", "groundtruth_video.npz"))
     flat = flatten_stats(compute_episode_stats(episode, features))
     path = tmp_path / "episodes.parquet"
     pq.write_table(pa.Table.from_pylist([flat | {"episode_index": 0}]), path)
@@ -297,7 +323,7 @@ def test_flattened_stats_have_the_fixture_parquet_types(fixtures, tmp_path):
         assert ours.field(column).type == theirs.field(column).type, column
 
 
-# --------------------------------------------------------------------------------------------- serialization
+# --- serialization
 
 
 def _assert_stats_equal(a, b):
@@ -316,7 +342,10 @@ def test_json_round_trip(tmp_path):
     path.write_text(json.dumps(stats_to_json(stats), indent=4))
     back = stats_from_json(json.loads(path.read_text()))
     _assert_stats_equal(stats, back)
-    assert back["observation.images.cam"]["q50"].shape == (3, 1, 1) and back["frame_index"]["count"].dtype == np.int64
+    assert (
+        back["observation.images.cam"]["q50"].shape == (3, 1, 1)
+        and back["frame_index"]["count"].dtype == np.int64
+    )
 
 
 def test_flatten_round_trip_through_parquet(tmp_path):
