@@ -10,4 +10,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line summary shown by `robokit --help`)
     "demo": ("robokit.commands.demo:main", "Run the embedded default job: record, inspect and load a synthetic dataset."),
     "dataset": ("robokit.commands.dataset:main", "Dataset tools: info, check, convert, merge, split, delete-episodes, recompute-stats, cache."),
+    "virtual-arm": ("robokit.commands.hardware:virtual_arm", "Serve emulated servo arms (so101, koch, ...) on pseudo-terminals; prints the ports."),
+    "find-port": ("robokit.commands.hardware:find_port", "Find the serial port of a servo bus adapter."),
+    "find-cameras": ("robokit.commands.hardware:find_cameras", "List the cameras robokit can open."),
+    "calibrate": ("robokit.commands.hardware:calibrate", "Calibrate a robot or leader arm (homing and ranges of motion)."),
+    "setup-motors": ("robokit.commands.hardware:setup_motors", "Assign ids and baud rates to the motors of a new arm."),
+    "teleoperate": ("robokit.commands.hardware:teleoperate", "Drive a robot from a leader arm at a fixed rate; reports loop timing."),
+    "record": ("robokit.commands.hardware:record", "Record teleoperated episodes into a dataset."),
+    "replay": ("robokit.commands.hardware:replay", "Play a recorded episode's actions on a robot."),
 }

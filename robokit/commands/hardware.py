@@ -1,0 +1,376 @@
+"""Hardware commands: virtual-arm, find-port, find-cameras, calibrate, setup-motors, teleoperate, record, replay.
+
+Try them without hardware:
+
+    robokit virtual-arm so101 so101_leader --id my_arm --animate     # prints two /dev/pts/N paths
+    robokit teleoperate --robot.port /dev/pts/5 --robot.id my_arm --teleop.port /dev/pts/6 --teleop.id my_arm
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robokit.cli import parse
+
+logger = logging.getLogger(__name__)
+
+
+# -- device arguments shared by the commands ---------------------------------------------------------
+@dataclass
+class RobotArgs:
+    type: str = "so101_follower"
+    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower."""
+    port: str = ""
+    """Servo bus port (`robokit find-port`; `robokit virtual-arm` prints one)."""
+    id: str = "default"
+    """This robot's name: selects its calibration file."""
+    calibration_dir: str | None = None
+    """Calibration folder (default ~/.cache/robokit/calibration)."""
+    cameras: str = ""
+    """Cameras as NAME=TYPE[:SOURCE][:WxH][@FPS], comma-separated, e.g. 'front=opencv:0:640x480@30,top=synthetic'."""
+    max_relative_target: float | None = None
+    """Largest step per command and joint (normalized units); None: no clamp."""
+    use_degrees: bool = False
+    """Joints in degrees instead of -100..100."""
+
+    def build(self):
+        from robokit.cameras import parse_camera_specs
+        from robokit.robots.registry import robot_class
+
+        cls = robot_class(self.type)
+        values = {**dataclasses.asdict(self), "cameras": parse_camera_specs(self.cameras)}
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        return cls(cls.config_class(**{k: v for k, v in values.items() if k in names}))
+
+
+@dataclass
+class TeleopArgs:
+    type: str = "so101_leader"
+    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader."""
+    port: str = ""
+    """Servo bus port of the leader arm."""
+    id: str = "default"
+    """This leader's name: selects its calibration file."""
+    calibration_dir: str | None = None
+    """Calibration folder (default ~/.cache/robokit/calibration)."""
+    use_degrees: bool = False
+    """Joints in degrees instead of -100..100 (match the robot)."""
+
+    def build(self):
+        from robokit.robots.registry import teleoperator_class
+
+        cls = teleoperator_class(self.type)
+        names = {f.name for f in dataclasses.fields(cls.config_class)}
+        return cls(cls.config_class(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}))
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (e.g. from a process manager) unwinds like Ctrl-C, so torque is released."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# -- virtual-arm -----------------------------------------------------------------------------------------
+@dataclass
+class VirtualArmConfig:
+    arms: tuple[str, ...] = ("so101",)
+    """Arms to emulate: so101, so101_leader, so100, so100_leader, moss, koch, koch_leader (one pty each)."""
+    id: str | None = None
+    """Also write a matching calibration file for this robot id, so the arms need no calibration."""
+    calibration_dir: str | None = None
+    """Calibration folder (default ~/.cache/robokit/calibration)."""
+    animate: bool = False
+    """Leaders move by themselves (slow sine sweeps), as if a person held them."""
+    baudrate: int = 1_000_000
+    """Baud rate the virtual motors answer at."""
+    duration_s: float | None = None
+    """Stop after this many seconds (default: serve until Ctrl-C)."""
+
+
+def virtual_arm(argv: list[str]) -> int:
+    from robokit.robots.virtual import VirtualArm
+
+    # `robokit virtual-arm so101 koch` reads better than `--arms so101 koch`
+    positional = []
+    while argv and not argv[0].startswith("-"):
+        positional.append(argv.pop(0))
+    if positional:
+        argv = ["--arms", *positional, *argv]
+    cfg = parse(VirtualArmConfig, argv, prog="robokit virtual-arm", description="Serve emulated servo arms on pseudo-terminals.")
+    _terminate_as_interrupt()
+    arms = []
+    try:
+        for name in cfg.arms:
+            arm = VirtualArm(name, calibration_id=cfg.id, calibration_dir=cfg.calibration_dir,
+                             animate=cfg.animate and "leader" in name, baudrate=cfg.baudrate)
+            arms.append(arm)
+            extra = f"  (calibration {arm.calibration_path})" if arm.calibration_path else ""
+            print(f"{name}: {arm.port}{extra}", flush=True)
+        print("serving; Ctrl-C to stop", flush=True)
+        deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for arm in arms:
+            arm.close()
+    return 0
+
+
+# -- find-port / find-cameras ----------------------------------------------------------------------------
+@dataclass
+class FindPortConfig:
+    interactive: bool = True
+    """Ask to unplug the adapter and report which port disappeared (only on an interactive terminal)."""
+
+
+def _serial_ports() -> list[str]:
+    from serial.tools import list_ports
+
+    ports = {p.device for p in list_ports.comports()}
+    ports |= {str(p) for pattern in ("ttyACM*", "ttyUSB*", "tty.usbmodem*") for p in Path("/dev").glob(pattern)}
+    return sorted(ports)
+
+
+def find_port(argv: list[str]) -> int:
+    cfg = parse(FindPortConfig, argv, prog="robokit find-port", description="Find the serial port of a servo bus adapter.")
+    before = _serial_ports()
+    print("Serial ports:", ", ".join(before) if before else "none")
+    if not (cfg.interactive and sys.stdin.isatty()):
+        return 0
+    input("Unplug the USB cable of the adapter you are looking for, then press ENTER...")
+    time.sleep(0.5)
+    gone = sorted(set(before) - set(_serial_ports()))
+    if len(gone) == 1:
+        print(f"The port of this adapter is {gone[0]}. Plug it back in.")
+        return 0
+    print(f"Could not tell the port: {'none' if not gone else gone} disappeared.")
+    return 1
+
+
+@dataclass
+class FindCamerasConfig:
+    save_dir: Path | None = None
+    """Save one frame per camera found into this folder (to see which is which)."""
+    max_index: int = 10
+    """Indices to probe where /dev/video* does not exist."""
+
+
+def find_cameras(argv: list[str]) -> int:
+    cfg = parse(FindCamerasConfig, argv, prog="robokit find-cameras", description="List the cameras robokit can open.")
+    from robokit.cameras.opencv import find_opencv_cameras
+
+    found = find_opencv_cameras(cfg.max_index)
+    try:
+        import pyrealsense2 as rs
+
+        for dev in rs.context().query_devices():
+            found.append({"type": "realsense", "index_or_path": dev.get_info(rs.camera_info.serial_number)})
+    except ImportError:
+        pass
+    if not found:
+        print("No cameras found. (Tests and virtual robots can use the synthetic camera: --robot.cameras front=synthetic)")
+        return 0
+    for cam in found:
+        print("  ".join(f"{k}={v}" for k, v in cam.items()))
+    if cfg.save_dir is not None and found:
+        import cv2
+
+        from robokit.cameras import CameraConfig, make_camera
+
+        cfg.save_dir.mkdir(parents=True, exist_ok=True)
+        for cam in found:
+            if cam["type"] != "opencv":
+                continue
+            camera = make_camera(CameraConfig("opencv", cam["index_or_path"], int(cam["width"]), int(cam["height"])))
+            with camera:
+                path = cfg.save_dir / f"camera_{Path(cam['index_or_path']).name}.png"
+                cv2.imwrite(str(path), cv2.cvtColor(camera.read(), cv2.COLOR_RGB2BGR))
+                print(f"saved {path}")
+    return 0
+
+
+# -- calibrate / setup-motors ----------------------------------------------------------------------------
+@dataclass
+class DeviceConfig:
+    type: str = "so101_follower"
+    """A robot or teleoperator type (so101_follower, so101_leader, koch_follower, koch_leader, ...)."""
+    port: str = ""
+    """Servo bus port."""
+    id: str = "default"
+    """The device's name: selects its calibration file."""
+    calibration_dir: str | None = None
+    """Calibration folder (default ~/.cache/robokit/calibration)."""
+
+
+def _build_device(cfg: DeviceConfig):
+    from robokit.robots.registry import ROBOTS, TELEOPERATORS
+
+    if cfg.type in TELEOPERATORS:
+        return TeleopArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir).build()
+    if cfg.type not in ROBOTS:
+        from robokit.cli import suggest
+
+        raise SystemExit(f"unknown device type {cfg.type!r}; known: {sorted({**ROBOTS, **TELEOPERATORS})}."
+                         f"{suggest(cfg.type, [*ROBOTS, *TELEOPERATORS])}")
+    return RobotArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir).build()
+
+
+def calibrate(argv: list[str]) -> int:
+    cfg = parse(DeviceConfig, argv, prog="robokit calibrate", description="Calibrate a robot or leader arm interactively.")
+    _terminate_as_interrupt()
+    device = _build_device(cfg)
+    try:
+        device.connect(calibrate=False)
+        device.calibrate()
+    except KeyboardInterrupt:
+        print("interrupted; calibration not saved")
+        return 130
+    finally:
+        if device.is_connected:
+            device.disconnect()
+    return 0
+
+
+def setup_motors(argv: list[str]) -> int:
+    cfg = parse(DeviceConfig, argv, prog="robokit setup-motors",
+                description="Give each motor of a new arm its id and baud rate, one motor at a time.")
+    device = _build_device(cfg)
+    bus = device.bus
+    bus.connect(handshake=False)
+    try:
+        for name in reversed(list(bus.motors)):
+            input(f"Connect the controller board to the '{name}' motor only and press ENTER...")
+            bus.setup_motor(name)
+            print(f"'{name}' motor id set to {bus.motors[name].id}")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        bus.disconnect(disable_torque=False)
+    return 0
+
+
+# -- teleoperate / record / replay -----------------------------------------------------------------------
+@dataclass
+class TeleoperateConfig:
+    robot: RobotArgs = field(default_factory=RobotArgs)
+    teleop: TeleopArgs = field(default_factory=TeleopArgs)
+    fps: int = 60
+    """Loop rate (ticks per second)."""
+    duration_s: float | None = None
+    """Stop after this many seconds (default: until Ctrl-C)."""
+
+
+def teleoperate(argv: list[str]) -> int:
+    from robokit.control.teleoperate import teleoperate_loop
+    from robokit.control.timing import LoopTimer
+
+    cfg = parse(TeleoperateConfig, argv, prog="robokit teleoperate", description="Drive a robot from a leader arm.")
+    _terminate_as_interrupt()
+    robot, teleop = cfg.robot.build(), cfg.teleop.build()
+    timer = LoopTimer(cfg.fps)
+    try:
+        with robot, teleop:
+            teleoperate_loop(robot, teleop, cfg.fps, cfg.duration_s, timer=timer)
+    except KeyboardInterrupt:
+        pass
+    print(timer.report())
+    return 0
+
+
+@dataclass
+class RecordConfig:
+    root: Path
+    """Dataset folder to create (or to extend with --resume)."""
+    task: str
+    """What the demonstrations do, in words (stored with every frame)."""
+    robot: RobotArgs = field(default_factory=RobotArgs)
+    teleop: TeleopArgs = field(default_factory=TeleopArgs)
+    no_teleop: bool = False
+    """Record without a teleoperator (the robot holds its pose)."""
+    fps: int = 30
+    """Recording rate (frames per second)."""
+    num_episodes: int = 1
+    """Episodes to record."""
+    episode_time_s: float = 60
+    """Length of each episode in seconds."""
+    reset_time_s: float = 10
+    """Time between episodes to reset the scene (teleoperation continues, nothing is recorded)."""
+    use_videos: bool = True
+    """Store cameras as mp4 video (else PNG images in parquet)."""
+    video_codec: str = "av1"
+    """Video codec: av1, h264 or hevc."""
+    resume: bool = False
+    """Append episodes to an existing dataset."""
+    push_to_hub: str | None = None
+    """Upload the dataset to this hub repo id when done."""
+    keyboard: bool = True
+    """Listen for next / re-record / stop keys."""
+
+
+def record(argv: list[str]) -> int:
+    from robokit.control import record as rec
+
+    cfg = parse(RecordConfig, argv, prog="robokit record", description="Record teleoperated episodes into a dataset.")
+    _terminate_as_interrupt()
+    robot = cfg.robot.build()
+    teleop = None if cfg.no_teleop else cfg.teleop.build()
+    events = rec.RecordEvents()
+    dataset = None
+    try:
+        robot.connect()
+        if teleop is not None:
+            teleop.connect()
+        dataset, timer = rec.record(robot, teleop, cfg.root, cfg.task, fps=cfg.fps, num_episodes=cfg.num_episodes,
+                                    episode_time_s=cfg.episode_time_s, reset_time_s=cfg.reset_time_s,
+                                    use_videos=cfg.use_videos, resume=cfg.resume, events=events,
+                                    keyboard=cfg.keyboard, video_codec=cfg.video_codec)
+        print(f"recorded to {cfg.root}: {dataset.meta.total_episodes} episode(s), {dataset.meta.total_frames} frames; {timer.report()}")
+    except KeyboardInterrupt:
+        print(f"interrupted; the episodes saved so far are in {cfg.root}")
+        return 130
+    finally:
+        for device in (teleop, robot):
+            if device is not None and device.is_connected:
+                device.disconnect()
+    if cfg.push_to_hub and dataset is not None:
+        from robokit.data import RobotDataset
+
+        url = RobotDataset(cfg.root).push_to_hub(cfg.push_to_hub)
+        print(f"pushed to {url}")
+    return 0
+
+
+@dataclass
+class ReplayConfig:
+    root: Path
+    """Dataset folder."""
+    robot: RobotArgs = field(default_factory=RobotArgs)
+    episode: int = 0
+    """Episode to replay."""
+    fps: int | None = None
+    """Replay rate (default: the dataset's)."""
+
+
+def replay(argv: list[str]) -> int:
+    from robokit.control.record import replay as run_replay
+
+    cfg = parse(ReplayConfig, argv, prog="robokit replay", description="Play a recorded episode's actions on a robot.")
+    _terminate_as_interrupt()
+    robot = cfg.robot.build()
+    try:
+        with robot:
+            sent, timer = run_replay(robot, cfg.root, cfg.episode, cfg.fps)
+        print(f"replayed {len(sent)} actions; {timer.report()}")
+    except KeyboardInterrupt:
+        return 130
+    return 0
