@@ -146,48 +146,29 @@ def adjust_saturation(image: torch.Tensor, factor: float) -> torch.Tensor:
     return _blend(image, rgb_to_grayscale(image), factor)
 
 
-def _rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
-    r, g, b = image.unbind(dim=-3)
-    maxc, _ = image.max(dim=-3)
-    minc, _ = image.min(dim=-3)
-    delta = maxc - minc
-    safe_delta = torch.where(delta > 0, delta, torch.ones_like(delta))
-    saturation = torch.where(
-        maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc)
-    )
-    hue = torch.where(
-        maxc == r,
-        (g - b) / safe_delta,
-        torch.where(maxc == g, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta),
-    )
-    hue = torch.where(delta > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
-    return torch.stack((hue, saturation, maxc), dim=-3)
-
-
-def _hsv_to_rgb(image: torch.Tensor) -> torch.Tensor:
-    hue, saturation, value = image.unbind(dim=-3)
-    sector = torch.floor(hue * 6.0)
-    frac = hue * 6.0 - sector
-    sector = sector.long() % 6
-    p = value * (1.0 - saturation)
-    q = value * (1.0 - saturation * frac)
-    t = value * (1.0 - saturation * (1.0 - frac))
-    # Per sector (0..5) the (r, g, b) are: (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q).
-    candidates = torch.stack(
-        (value, q, p, p, t, value, t, value, value, q, p, p, p, p, t, value, value, q), dim=-3
-    )
-    candidates = candidates.unflatten(-3, (3, 6))  # (..., 3, 6, H, W)
-    index = sector.unsqueeze(-3).unsqueeze(-3).expand(*candidates.shape[:-4], 3, 1, *candidates.shape[-2:])
-    return candidates.gather(-3, index).squeeze(-3)
-
-
 def adjust_hue(image: torch.Tensor, shift: float) -> torch.Tensor:
-    """Rotate the hue by `shift` turns (in [-0.5, 0.5]); identity for 1 channel."""
+    """Rotate the hue by `shift` turns (in [-0.5, 0.5]); identity for 1 channel.
+
+    HSV with value V = max, chroma C = max - min and hue H in sextants [0, 6); back to RGB by
+    channel = V - C * clamp(min(k, 4 - k), 0, 1) with k = (n + H) mod 6, n = 5, 3, 1 for R, G, B
+    (the closed form of the usual per-sextant table), so only the hue plane is ever split by case.
+    """
     if image.shape[-3] == 1 or shift == 0:
         return image
-    hsv = _rgb_to_hsv(image)
-    hsv[..., 0, :, :] = (hsv[..., 0, :, :] + shift) % 1.0
-    return _hsv_to_rgb(hsv).clamp_(0.0, 1.0)
+    r, g, b = image.unbind(dim=-3)
+    value = image.amax(dim=-3)  # (..., H, W)
+    chroma = value - image.amin(dim=-3)
+    inverse = 1.0 / torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    hue = torch.where(
+        value == r,
+        (g - b) * inverse,
+        torch.where(value == g, 2.0 + (b - r) * inverse, 4.0 + (r - g) * inverse),
+    )
+    hue = torch.remainder(hue + 6.0 * shift, 6.0)  # grey pixels (chroma 0) stay grey whatever their hue
+    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=image.dtype, device=image.device).view(3, 1, 1)
+    k = torch.remainder(hue.unsqueeze(-3) + offsets, 6.0)  # (..., 3, H, W)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return (value.unsqueeze(-3) - chroma.unsqueeze(-3) * weight).clamp_(0.0, 1.0)
 
 
 def adjust_sharpness(image: torch.Tensor, factor: float) -> torch.Tensor:

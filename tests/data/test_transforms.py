@@ -134,6 +134,8 @@ def test_hue_matches_colorsys_and_zero_is_identity():
             expected.append(colorsys.hsv_to_rgb((h + shift) % 1.0, s, v))
         expected = torch.tensor(np.array(expected)).reshape(6, 5, 3).permute(2, 0, 1)
         assert torch.allclose(ours.double(), expected, atol=1e-5), shift
+    grey = torch.full((3, 4, 4), 0.4)
+    assert torch.allclose(adjust_hue(grey, 0.3), grey)
     red = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1).expand(3, 4, 4)
     assert torch.allclose(adjust_hue(red, 1 / 3)[:, 0, 0], torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
 
