@@ -14,15 +14,20 @@ LeRobot's (v3.0 datasets), checked against stats that LeRobot 0.4.4 wrote
 - Images: frames are subsampled as LeRobot does (`image_sample_indices`: all frames up to 100,
   then `N ** 0.75` evenly spaced ones, at most 10,000) and strided down to about 150 pixels when
   a side is 300 or more (`image_downsample_step`). Stats are over the uint8 values of every pixel
-  of the sampled frames, divided by 255. `count` is the episode's frame count N.
+  of the sampled frames, divided by 255. `count` is the episode's frame count N. A recorder
+  that does not keep the frames can keep `pixel_counts(frame)` of each (6 KB, ~0.15 ms at
+  480x640) and pass `PixelCounts`: same stats, same sampling. It may also pass a subsample of
+  strided frames with `num_frames=N`; the stats are then those of that subsample.
 - Dataset stats (`aggregate_stats`): count-weighted mean, pooled variance (within + between
   episodes), min of mins, max of maxes, summed count, and each quantile as the count-weighted
   mean of the episodes' quantiles (what LeRobot does; a weighted mean of quantiles is an
   estimate, not the quantile of the pooled data).
 
 Deliberate differences from LeRobot 0.4.4 (see the module tests for the measured size):
-- mean and std are computed in float64 (LeRobot accumulates float32 features in float32), so
-  they differ from LeRobot's by float32 rounding (~1e-7 relative).
+- mean and std are computed in float64 (LeRobot accumulates float32 features in float32 and takes
+  std as sqrt(E[x^2] - E[x]^2)), so they differ from LeRobot's by its float32 rounding: up to
+  ~3e-7 relative for the mean and ~2e-6 for the std on the fixtures. (LeRobot computes the
+  `timestamp` stats on float64 frame_index / fps; pass that to get them bit for bit.)
 - Image std is the true per-channel standard deviation. LeRobot squares the uint8 pixels in
   uint8, which wraps around, and so writes std = 0 for every camera of every episode.
 - LeRobot's image `count` is the number of *sampled* frames (min(N, 100) for N <= 500); here it is
