@@ -1,0 +1,226 @@
+"""The policy interface every model shares: build, forward (loss), act, save and load.
+
+    policy = Policy.build(make_config("act"), dataset.features, dataset.meta.stats)
+    loss, logs = policy(batch)                   # raw batch from the dataset, normalized inside
+    action = policy.select_action(observation)   # raw observation in, raw action out
+    policy.save_pretrained("out/")               # config.json + model.safetensors + normalization.safetensors
+    policy = Policy.from_pretrained("out/")      # any registered type; LeRobot folders too
+
+Observations are dicts of tensors keyed by feature name with a batch dimension; images are
+float in [0, 1], (B, C, H, W).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from robokit.policies.config import (
+    FeatureType,
+    PolicyConfig,
+    PolicyFeature,
+    get_policy_class,
+    policy_features,
+)
+from robokit.policies.normalize import Normalizer, with_imagenet_stats
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+STATS_NAME = "normalization.safetensors"
+FORMAT = "robokit.policy/1"
+
+
+class Policy(nn.Module):
+    """Base class: subclasses set `config_class` and implement `compute_loss` and `_predict_chunk`."""
+
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+
+    def __init__(
+        self,
+        config: PolicyConfig,
+        input_features: dict[str, PolicyFeature],
+        output_features: dict[str, PolicyFeature],
+        stats: dict[str, dict] | None = None,
+    ):
+        super().__init__()
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        if "action" not in output_features:
+            raise ValueError(f"{type(self).__name__}: output features {list(output_features)} have no 'action'")
+        self.config = config
+        self.input_features = dict(input_features)
+        self.output_features = dict(output_features)
+        modes = {ft: config.normalization_mode(ft) for ft in FeatureType}
+        self.normalizer = Normalizer({**self.input_features, **self.output_features}, modes, stats)
+        self._action_queue: deque[Tensor] = deque()
+
+    # ----------------------------------------------------------------- features
+    @property
+    def image_features(self) -> list[str]:
+        return [k for k, f in self.input_features.items() if f.type is FeatureType.VISUAL]
+
+    @property
+    def state_feature(self) -> PolicyFeature | None:
+        return next((f for f in self.input_features.values() if f.type is FeatureType.STATE), None)
+
+    @property
+    def env_state_feature(self) -> PolicyFeature | None:
+        return next((f for f in self.input_features.values() if f.type is FeatureType.ENV), None)
+
+    @property
+    def action_dim(self) -> int:
+        return self.output_features["action"].shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.parameters())).device
+
+    # ----------------------------------------------------------------- building
+    @staticmethod
+    def build(config: PolicyConfig, features: dict[str, dict], stats: dict[str, dict] | None = None) -> "Policy":
+        """A policy of `config.type` for these dataset/env features and their stats."""
+        pf = policy_features(features)
+        inputs = {k: v for k, v in pf.items() if v.type is not FeatureType.ACTION}
+        outputs = {k: v for k, v in pf.items() if v.type is FeatureType.ACTION}
+        if not outputs:
+            raise ValueError(f"features {sorted(features)} have no 'action'; a policy needs one to predict")
+        if config.use_imagenet_stats:
+            cameras = [k for k, v in inputs.items() if v.type is FeatureType.VISUAL]
+            if cameras and config.normalization_mode(FeatureType.VISUAL).value == "mean_std":
+                stats = with_imagenet_stats(stats, cameras)
+        return get_policy_class(config.type)(config, inputs, outputs, stats)
+
+    # ----------------------------------------------------------------- training
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        """Loss on a raw (unnormalized) batch from the dataset -> (loss, logs)."""
+        return self.compute_loss(self.normalizer(self._to_device(batch)))
+
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def optimizer_param_groups(self) -> list[dict]:
+        """Parameter groups for the optimizer (policies may give the backbone its own lr)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    # ----------------------------------------------------------------- acting
+    def reset(self) -> None:
+        """Forget queued actions and observation history (call between episodes)."""
+        self._action_queue.clear()
+
+    @torch.no_grad()
+    def predict_action_chunk(self, observation: dict[str, Any], **kwargs) -> Tensor:
+        """Raw observation (B, ...) -> raw actions (B, n, action_dim)."""
+        obs = self.normalizer(self._check_observation(observation))
+        return self.normalizer.unnormalize("action", self._predict_chunk(obs, **kwargs))
+
+    def _predict_chunk(self, obs: dict[str, Tensor], **kwargs) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def n_action_steps(self) -> int:
+        return int(getattr(self.config, "n_action_steps", 1))
+
+    @torch.no_grad()
+    def select_action(self, observation: dict[str, Any], **kwargs) -> Tensor:
+        """The next action (B, action_dim): a new chunk when the queue of `n_action_steps` is empty."""
+        if not self._action_queue:
+            chunk = self.predict_action_chunk(observation, **kwargs)[:, : self.n_action_steps]
+            self._action_queue.extend(chunk.transpose(0, 1))
+        return self._action_queue.popleft()
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        device = self.device
+        return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+    def _check_observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        obs = {}
+        for name, feature in self.input_features.items():
+            if name not in observation:
+                raise KeyError(
+                    f"{type(self).__name__}: observation has no {name!r}; it has {sorted(observation)} "
+                    f"and the policy expects {sorted(self.input_features)}"
+                )
+            value = observation[name]
+            if not isinstance(value, Tensor):
+                value = torch.as_tensor(value)
+            value = value.to(self.device, torch.float32)
+            if tuple(value.shape[-len(feature.shape) :]) != feature.shape or value.ndim == len(feature.shape):
+                raise ValueError(
+                    f"{type(self).__name__}: observation {name!r} has shape {tuple(value.shape)}; "
+                    f"expected (batch, [time,] {', '.join(map(str, feature.shape))})"
+                )
+            obs[name] = value
+        return obs
+
+    # ----------------------------------------------------------------- saving
+    def config_dict(self) -> dict[str, Any]:
+        out = self.config.to_dict()
+        out["input_features"] = {k: f.to_json() for k, f in self.input_features.items()}
+        out["output_features"] = {k: f.to_json() for k, f in self.output_features.items()}
+        out["format"] = FORMAT
+        return out
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.json, model.safetensors and normalization.safetensors into `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2) + "\n")
+        weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.state_dict().items()}
+        save_file(weights, str(directory / WEIGHTS_NAME), metadata={"format": "pt", "robokit": FORMAT})
+        save_file(self.normalizer.stats_dict(), str(directory / STATS_NAME), metadata={"robokit": FORMAT})
+        return directory
+
+    @staticmethod
+    def from_pretrained(
+        path_or_repo_id: str | os.PathLike, *, revision: str | None = None, device: str | torch.device = "cpu",
+        **config_overrides,
+    ) -> "Policy":
+        """Load a policy saved by `save_pretrained` (any type) or by LeRobot, from a folder or a hub repo id."""
+        directory = resolve_pretrained_dir(path_or_repo_id, revision)
+        from robokit.policies import lerobot_compat
+
+        if lerobot_compat.is_lerobot_checkpoint(directory):
+            policy = lerobot_compat.load_lerobot_policy(directory, **config_overrides)
+            return policy.to(device).eval()
+        data = json.loads((directory / CONFIG_NAME).read_text())
+        policy_cls = get_policy_class(data.get("type", ""))
+        config = policy_cls.config_class.from_dict({**data, **config_overrides})
+        inputs = {k: PolicyFeature.from_json(k, v) for k, v in data["input_features"].items()}
+        outputs = {k: PolicyFeature.from_json(k, v) for k, v in data["output_features"].items()}
+        stats_path = directory / STATS_NAME
+        stats = Normalizer.stats_from_flat(load_file(str(stats_path))) if stats_path.exists() else None
+        policy = policy_cls(config, inputs, outputs, stats)
+        policy.load_weights(load_file(str(directory / WEIGHTS_NAME)), source=str(directory / WEIGHTS_NAME))
+        return policy.to(device).eval()
+
+    def load_weights(self, state_dict: dict[str, Tensor], source: str = "state dict") -> None:
+        missing, unexpected = self.load_state_dict(state_dict, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{type(self).__name__}: weights in {source} do not match the model: "
+                f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+                f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+            )
+
+
+def resolve_pretrained_dir(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local folder as is; otherwise a hub repo id downloaded with huggingface_hub."""
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or str(path_or_repo_id).startswith((".", "/", "~")) or str(path_or_repo_id).count("/") != 1:
+        raise FileNotFoundError(f"policy folder {str(path_or_repo_id)!r} does not exist (and is not a hub repo id)")
+    from huggingface_hub import snapshot_download
+
+    logger.info("downloading policy %s from the hub", path_or_repo_id)
+    return Path(snapshot_download(str(path_or_repo_id), revision=revision))
