@@ -316,10 +316,11 @@ class RobotDataset(torch.utils.data.Dataset):
         return frames
 
     def _augment(self, frames: torch.Tensor, position: int) -> torch.Tensor:
+        """One augmentation for the whole window (T, C, H, W), seeded by the sample when `seed` is set."""
         if self._transform_takes_generator and self.seed is not None:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + position)
-            return torch.stack([self.image_transforms(f, generator=generator) for f in frames])
-        return torch.stack([self.image_transforms(f) for f in frames])
+            return self.image_transforms(frames, generator=generator)
+        return self.image_transforms(frames)
 
     def __repr__(self) -> str:
         return (

@@ -302,13 +302,13 @@ class DatasetWriter:
         stats_input = {k: columns[k] for k in columns if meta.features[k]["dtype"] != "image"}
         stats_input |= {k: np.stack(v) for k, v in buf.stats_frames.items()}
         stats_input |= {
-            "timestamp": table.column("timestamp").to_numpy(),
+            "timestamp": np.arange(n) / fps,  # float64, as LeRobot computes its timestamp stats
             "frame_index": table.column("frame_index").to_numpy(),
             "episode_index": table.column("episode_index").to_numpy(),
             "index": table.column("index").to_numpy(),
             "task_index": table.column("task_index").to_numpy(),
         }
-        ep_stats = compute_episode_stats(stats_input, meta.features)
+        ep_stats = compute_episode_stats(stats_input, meta.features, num_frames=n)
         row |= {
             "tasks": episode_tasks,
             "length": n,

@@ -78,7 +78,7 @@ def test_sigkill_loses_at_most_the_episode_in_progress(tmp_path, kill_when, dela
     n = _check_intact(root, at_least=saved)
     assert n <= saved + 1
     repair(root)
-    check_dataset = pytest.importorskip("robokit.data.tools.check").check_dataset
+    from robokit.data.tools.check import check_dataset
 
     report = check_dataset(root)
     assert report.ok, report.render()

@@ -235,13 +235,18 @@ def test_create_refuses_a_non_empty_folder(tmp_path):
 
 
 def test_image_transforms_are_reproducible_with_a_seed(tmp_path):
+    from robokit.data.transforms import ImageTransforms, ImageTransformsConfig
+
     record(tmp_path / "ds", lengths=(4,), use_videos=False)
-
-    def jitter(image, generator=None):
-        return (image + torch.rand(1, generator=generator) * 0.1).clamp(0, 1)
-
-    a = RobotDataset(tmp_path / "ds", image_transforms=jitter, seed=3)
-    b = RobotDataset(tmp_path / "ds", image_transforms=jitter, seed=3)
-    c = RobotDataset(tmp_path / "ds", image_transforms=jitter, seed=4)
+    transforms = ImageTransforms(ImageTransformsConfig(enable=True))
+    delta = {"observation.images.front": [-1 / 30, 0]}
+    a = RobotDataset(tmp_path / "ds", image_transforms=transforms, seed=3, delta_timestamps=delta)
+    b = RobotDataset(tmp_path / "ds", image_transforms=transforms, seed=3, delta_timestamps=delta)
+    c = RobotDataset(tmp_path / "ds", image_transforms=transforms, seed=4, delta_timestamps=delta)
+    plain = RobotDataset(tmp_path / "ds", delta_timestamps=delta)
     assert torch.equal(a[2]["observation.images.front"], b[2]["observation.images.front"])
     assert not torch.equal(a[2]["observation.images.front"], c[2]["observation.images.front"])
+    assert not torch.equal(a[2]["observation.images.front"], plain[2]["observation.images.front"])
+    # One augmentation per window: frame 0 of sample 1 is frame 0 of sample 0 (clamped), augmented alike.
+    first = a[0]["observation.images.front"]
+    assert torch.equal(first[0], first[1])
