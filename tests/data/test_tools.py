@@ -286,3 +286,22 @@ def test_cli_info_check_and_delete(recorded: Path, tmp_path: Path, capsys) -> No
     assert DatasetMeta.load(tmp_path / "d").total_episodes == 2
     assert main(["dataset", "chek", str(recorded)]) == 2
     assert "Did you mean 'check'" in capsys.readouterr().err
+
+
+def test_interrupted_runs_are_cleaned_up(recorded: Path, tmp_path: Path) -> None:
+    """A killed tool leaves a staging folder (dead pid) or, mid-swap, the old dataset moved aside."""
+    import subprocess
+
+    from robokit.data.tools.assemble import clean_interrupted
+    from robokit.data.tools.edit import delete_episodes
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    root = copy(recorded, tmp_path / "ds")
+    stale = tmp_path / f".ds.robokit-staging-{proc.pid}-deadbeef"
+    stale.mkdir()
+    root.rename(tmp_path / ".ds.robokit-old-12345678")  # killed between the two renames of a swap
+    assert "restored" in clean_interrupted(root)[0]
+    assert root.is_dir() and not stale.exists()
+    assert delete_episodes(root, "0", progress=False).total_episodes == len(LENGTHS) - 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]

@@ -9,7 +9,9 @@ when the source has all of them, else computed from decoded frames.
 
 Everything is written into a staging folder beside the destination (`.<name>.robokit-staging-*`)
 and renamed onto the destination by `commit()`, so a killed run leaves the destination untouched
-(or absent) and only a staging folder to delete.
+(or absent) and a staging folder, which the next tool run on that destination deletes. An in-place
+edit moves the old dataset aside (`.<name>.robokit-old-*`) for the instant between two renames;
+if killed right then, the next run puts it back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from robokit.data.tools.video_concat import VideoConcatenator, read_segment
 logger = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".robokit-staging-"
+BACKUP_PREFIX = ".robokit-old-"
 META_FILE_SIZE_MB = 4.0  # rows of meta/episodes per file, by size
 
 
@@ -63,6 +66,40 @@ def feature_signature(features: dict) -> dict:
 
 def staging_path(dst: Path) -> Path:
     return dst.parent / f".{dst.name}{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_interrupted(dst: Path) -> list[str]:
+    """Undo what a killed tool left beside `dst`: restore a dataset moved aside by an in-place swap
+    that did not finish, and delete staging folders of processes that no longer run."""
+    actions = []
+    if not dst.parent.is_dir():
+        return actions
+    backups = sorted(dst.parent.glob(f".{dst.name}{BACKUP_PREFIX}*"))
+    if backups and not dst.exists():
+        os.rename(backups[-1], dst)
+        actions.append(f"restored {dst} from the interrupted in-place edit {backups[-1].name}")
+        backups = backups[:-1]
+    for path in backups:
+        shutil.rmtree(path, ignore_errors=True)
+        actions.append(f"removed {path.name} (the old copy of an in-place edit that completed)")
+    for path in dst.parent.glob(f".{dst.name}{STAGING_PREFIX}*"):
+        pid = path.name.rsplit(STAGING_PREFIX, 1)[1].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            actions.append(f"removed {path.name} (staging folder of a run that was interrupted)")
+    for line in actions:
+        logger.warning(line)
+    return actions
 
 
 class SourceRows:
@@ -122,6 +159,7 @@ class DatasetAssembler:
         video_backend: str | None = None,
     ):
         self.dst = Path(dst)
+        clean_interrupted(self.dst)
         if self.dst.exists() and not replace:
             raise FileExistsError(f"destination {self.dst} already exists; choose a new folder")
         if replace and not self.dst.is_dir():
@@ -329,7 +367,7 @@ class DatasetAssembler:
         if not self.replace:
             os.rename(self.staging, self.dst)
             return
-        backup = self.dst.parent / f".{self.dst.name}.robokit-old-{uuid.uuid4().hex[:8]}"
+        backup = self.dst.parent / f".{self.dst.name}{BACKUP_PREFIX}{uuid.uuid4().hex[:8]}"
         os.rename(self.dst, backup)
         try:
             os.rename(self.staging, self.dst)

@@ -92,11 +92,23 @@ def check_dataset(root: str | Path, full: bool = False, video_backend: str | Non
         "codebase_version": meta.version, "episodes": meta.total_episodes, "frames": meta.total_frames,
         "fps": meta.fps, "cameras": meta.camera_keys,
     }
-    if not _check_episodes(meta, report):
+    steps = [
+        ("data", lambda: _check_data(meta, report)),
+        ("cameras", lambda: _check_cameras(meta, report, full, video_backend, tolerance_s, progress)),
+        ("stats", lambda: _check_stats(meta, report)),
+    ]
+    try:
+        usable = _check_episodes(meta, report)
+    except Exception as e:  # noqa: BLE001 - a dataset odd enough to break a step is reported, not raised
+        report.fault(f"metadata: checking meta/episodes failed: {type(e).__name__}: {e}")
+        usable = False
+    if not usable:
         return report
-    _check_data(meta, report)
-    _check_cameras(meta, report, full, video_backend, tolerance_s, progress)
-    _check_stats(meta, report)
+    for name, step in steps:
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001
+            report.fault(f"{name}: the check stopped on {type(e).__name__}: {e}")
     return report
 
 
@@ -127,10 +139,12 @@ def _check_episodes(meta: DatasetMeta, report: CheckReport) -> bool:
     starts = eps.column("dataset_from_index").astype(np.int64)
     ends = eps.column("dataset_to_index").astype(np.int64)
     expected = np.arange(len(indices))
+    usable = True
     if not np.array_equal(indices, expected):
         first = int(np.flatnonzero(indices != expected)[0])
         fault(f"meta/episodes: episode indices must be 0..{len(indices) - 1} in order; row {first} has "
               f"episode_index {int(indices[first])}, expected {first}")
+        usable = len(np.unique(indices)) == len(indices)  # the later steps look episodes up by index
     for row in np.flatnonzero(lengths <= 0):
         fault(f"meta/episodes: episode {int(indices[row])} has length {int(lengths[row])}, expected > 0")
     for row in np.flatnonzero(ends - starts != lengths):
@@ -147,7 +161,7 @@ def _check_episodes(meta: DatasetMeta, report: CheckReport) -> bool:
             if unknown:
                 fault(f"meta/episodes: episode {int(indices[row])} lists tasks {unknown} that are not in the task list")
     fault.close(f"metadata: {meta.total_episodes} episodes, {meta.total_frames} frames, {meta.total_tasks} tasks agree with info.json")
-    return True
+    return usable
 
 
 # ---------------------------------------------------------------------------------- data rows
@@ -176,11 +190,17 @@ def _check_data(meta: DatasetMeta, report: CheckReport) -> None:
         stray = sorted(set(np.unique(ep_col).tolist()) - set(file_eps))
         if stray:
             fault(f"data: {path} has rows of episodes {_ranges(stray)} that meta/episodes does not place in this file")
+        if len(index) > 1 and not (np.diff(index) > 0).all():
+            bad = int(np.flatnonzero(np.diff(index) <= 0)[0])
+            fault(f"data: {path} is not sorted by index: row {bad + 1} has index {int(index[bad + 1])} after {int(index[bad])}")
+        order = np.argsort(ep_col, kind="stable")
+        sorted_eps = ep_col[order]
         for ep in file_eps:
             row = eps.row_of(ep)
             length = int(eps.column("length")[row])
             start = int(eps.column("dataset_from_index")[row])
-            rows = np.flatnonzero(ep_col == ep)
+            lo, hi = np.searchsorted(sorted_eps, ep, "left"), np.searchsorted(sorted_eps, ep, "right")
+            rows = order[lo:hi]
             where = f"data: episode {ep} ({path.name})"
             if len(rows) != length:
                 fault(f"{where}: {len(rows)} rows, meta/episodes says length {length}")
