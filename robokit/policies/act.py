@@ -387,6 +387,10 @@ class ACTPolicy(Policy):
             else None
         )
 
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(self.config.chunk_size))
+
     def optimizer_param_groups(self) -> list[dict]:
         backbone = [p for n, p in self.named_parameters() if n.startswith("model.backbone.") and p.requires_grad]
         rest = [p for n, p in self.named_parameters() if not n.startswith("model.backbone.") and p.requires_grad]

@@ -352,6 +352,14 @@ class DiffusionPolicy(Policy):
         )
         self._history: deque[dict[str, Tensor]] = deque(maxlen=config.n_obs_steps)
 
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        return list(range(1 - self.config.n_obs_steps, 1))
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(1 - self.config.n_obs_steps, 1 - self.config.n_obs_steps + self.config.horizon))
+
     def optimizer_param_groups(self) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "betas": self.config.optimizer_betas,
                  "eps": self.config.optimizer_eps}]

@@ -101,6 +101,24 @@ class Policy(nn.Module):
         return get_policy_class(config.type)(config, inputs, outputs, stats)
 
     # ----------------------------------------------------------------- training
+    @property
+    def observation_delta_indices(self) -> list[int] | None:
+        """Frame offsets of the observations a training sample needs (None = the current frame only)."""
+        return None
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        """Frame offsets of the actions a training sample needs."""
+        return [0]
+
+    def delta_timestamps(self, fps: float) -> dict[str, list[float]]:
+        """The dataset windows (`RobotDataset(delta_timestamps=...)`) that `forward` expects."""
+        out = {"action": [i / fps for i in self.action_delta_indices]}
+        if self.observation_delta_indices is not None:
+            for key in self.input_features:
+                out[key] = [i / fps for i in self.observation_delta_indices]
+        return out
+
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:
         """Loss on a raw (unnormalized) batch from the dataset -> (loss, logs)."""
         return self.compute_loss(self.normalizer(self._to_device(batch)))

@@ -1,0 +1,297 @@
+"""The training loop: AdamW, lr schedule, clipping, accumulation, EMA, AMP, checkpoints, exact resume, DDP.
+
+    from robokit.training import TrainConfig, train
+    result = train(TrainConfig(dataset="data/pusht", policy="diffusion", steps=5000))
+
+Several processes: launch with torchrun (`torchrun --nproc_per_node 2 -m robokit.cli train ...`);
+each process reads its shard of every pass over the data and gradients are averaged by DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader
+
+from robokit.policies import Policy, make_config
+from robokit.training.checkpoint import last_checkpoint, load_training_state, save_checkpoint, set_rng_state
+from robokit.training.config import TrainConfig, TrainResult, apply_recipe
+from robokit.training.ema import EMA
+from robokit.training.sampler import ResumableSampler, training_indices
+
+logger = logging.getLogger(__name__)
+
+EvalFn = Callable[[Policy, int], dict]
+
+
+def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    """Multiplier of the base lr at a step: linear warmup, then constant or cosine decay to 0."""
+
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return f
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when not distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def build_policy(cfg: TrainConfig, dataset) -> Policy:
+    config = make_config(cfg.policy, **cfg.policy_overrides())
+    return Policy.build(config, dataset.features, dataset.meta.stats)
+
+
+def make_dataset(cfg: TrainConfig, policy_for_windows: Policy | None = None):
+    from robokit.data import RobotDataset
+
+    probe = RobotDataset(cfg.dataset)
+    policy = policy_for_windows or build_policy(cfg, probe)
+    return RobotDataset(cfg.dataset, delta_timestamps=policy.delta_timestamps(probe.fps)), policy
+
+
+class MetricsLog:
+    """metrics.jsonl (+ optional TensorBoard / wandb) on the main process."""
+
+    def __init__(self, cfg: TrainConfig, output_dir: Path, enabled: bool, resume_step: int):
+        self.enabled = enabled
+        self.path = output_dir / "metrics.jsonl"
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        if resume_step and self.path.exists():  # drop lines written after the checkpoint we resume from
+            lines = [ln for ln in self.path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in lines))
+        elif not resume_step:
+            self.path.write_text("")
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(output_dir / "tensorboard"))
+        if cfg.wandb:
+            import wandb
+
+            self.wandb = wandb.init(project="robokit", config=vars(cfg), dir=str(output_dir), resume="allow")
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        step = record["step"]
+        for key, value in record.items():
+            if key != "step" and isinstance(value, int | float):
+                if self.tb is not None:
+                    self.tb.add_scalar(key, value, step)
+        if self.wandb is not None:
+            self.wandb.log(record, step=step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _default_eval_fn(cfg: TrainConfig) -> EvalFn | None:
+    if not cfg.env:
+        return None
+
+    def evaluate(policy: Policy, step: int) -> dict:
+        from robokit.envs import evaluate as env_evaluate
+
+        return dict(env_evaluate(policy, cfg.env, n_episodes=cfg.eval_episodes, seed=cfg.seed))
+
+    return evaluate
+
+
+def train(
+    cfg: TrainConfig, dataset=None, policy: Policy | None = None, eval_fn: EvalFn | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train `policy` (built from cfg + dataset features/stats when None) on `dataset` (opened from cfg.dataset when None).
+
+    `eval_fn(policy, step) -> metrics` runs every cfg.eval_every steps and at the end (default: the env of cfg.env).
+    `stop_after` ends the run early after that step (a simulated interruption for tests).
+    """
+    cfg = apply_recipe(cfg)
+    rank, world, local_rank = _distributed()
+    main = rank == 0
+    device = _device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+    output_dir = Path(cfg.output_dir)
+    resume_from = last_checkpoint(output_dir) if cfg.resume else None
+    if cfg.resume and resume_from is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {output_dir / 'checkpoints'} (no 'last' pointer)")
+    if not cfg.resume and main and (output_dir / "checkpoints").exists():
+        raise FileExistsError(f"{output_dir} already has checkpoints; pass --resume to continue or pick another output_dir")
+
+    torch.manual_seed(cfg.seed)
+    if resume_from is not None:
+        policy = Policy.from_pretrained(resume_from / "pretrained_model")
+        raw_weights = resume_from / "training_state" / "model.safetensors"
+        if raw_weights.exists():  # EMA runs: the exported model holds the averaged weights
+            from safetensors.torch import load_file
+
+            policy.load_weights(load_file(str(raw_weights)), source=str(raw_weights))
+        if dataset is None:
+            dataset, _ = make_dataset(cfg, policy)
+    elif dataset is None:
+        dataset, built = make_dataset(cfg, policy)
+        policy = policy or built
+    elif policy is None:
+        policy = build_policy(cfg, dataset)
+    policy.to(device).train()
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    pcfg = policy.config
+    lr = cfg.lr if cfg.lr is not None else getattr(pcfg, "optimizer_lr", 1e-4)
+    weight_decay = cfg.weight_decay if cfg.weight_decay is not None else getattr(pcfg, "optimizer_weight_decay", 0.0)
+    optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, cfg.warmup_steps, cfg.steps))
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay else None
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs a CUDA device; use amp='bf16' on CPU")
+
+    step, meta = 0, None
+    if resume_from is not None:
+        meta = load_training_state(resume_from, optimizer, scheduler, ema, scaler)
+        step = meta["step"]
+        logger.info("resuming from %s at step %d", resume_from, step)
+
+    model = policy
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(policy, device_ids=[local_rank] if device.type == "cuda" else None)
+    forward = torch.compile(model) if cfg.compile else model
+
+    micro = cfg.batch_size
+    sampler = ResumableSampler(
+        training_indices(dataset, getattr(pcfg, "drop_n_last_frames", 0)), seed=cfg.seed, rank=rank, world_size=world,
+        start=step * cfg.grad_accum_steps * micro,
+    )
+    loader = DataLoader(
+        dataset, batch_size=micro, sampler=sampler, num_workers=cfg.num_workers, drop_last=True,
+        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed + step),
+        persistent_workers=cfg.num_workers > 0,
+    )
+    batches = iter(loader)
+    if meta is not None:  # after the loader drew its worker seeds: the RNG continues where it stopped
+        set_rng_state(meta["rng_tensors"], meta["rng"])
+
+    log = MetricsLog(cfg, output_dir, main, step)
+    eval_fn = eval_fn or _default_eval_fn(cfg)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    losses, evals = [], []
+    last_eval_step = None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    window_start, window_samples = time.perf_counter(), 0
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    while step < end:
+        optimizer.zero_grad(set_to_none=True)
+        total_loss, logs = 0.0, {}
+        for micro_step in range(cfg.grad_accum_steps):
+            batch = next(batches)
+            sync = micro_step == cfg.grad_accum_steps - 1
+            ctx = model.no_sync() if world > 1 and not sync else _nullcontext()
+            with ctx, torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss, logs = forward(batch)
+            scaler.scale(loss / cfg.grad_accum_steps).backward()
+            total_loss += loss.item() / cfg.grad_accum_steps
+        scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            policy.parameters(), cfg.grad_clip_norm if cfg.grad_clip_norm else float("inf")
+        ).item()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if ema is not None:
+            ema.update(policy)
+        step += 1
+        losses.append(total_loss)
+        window_samples += micro * cfg.grad_accum_steps * world
+        if step % cfg.log_every == 0 or step == end:
+            elapsed = time.perf_counter() - window_start
+            record = {"step": step, "loss": total_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
+                      "samples_per_s": window_samples / max(elapsed, 1e-9),
+                      **{k: v for k, v in logs.items() if k != "loss"}}
+            log.write(record)
+            bar.set_postfix(loss=f"{total_loss:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.1f}")
+            window_start, window_samples = time.perf_counter(), 0
+        bar.update(1)
+        if eval_fn is not None and cfg.eval_every and step % cfg.eval_every == 0 and main:
+            evals.append(_evaluate(eval_fn, policy, ema, step, log))
+            last_eval_step = step
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            if main:
+                sampler_state = {"sampler": {"seed": cfg.seed, "consumed_per_rank": step * cfg.grad_accum_steps * micro,
+                                             "world_size": world}}
+                save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema, scaler)
+            if world > 1:
+                torch.distributed.barrier()
+    bar.close()
+    if eval_fn is not None and main and step == cfg.steps and last_eval_step != step:
+        evals.append(_evaluate(eval_fn, policy, ema, step, log))
+    log.close()
+    if main and cfg.plot and step == cfg.steps:
+        from robokit.training.plot import plot_loss_curve
+
+        plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
+    if main:
+        logger.info("trained %d steps; final loss %.4f; outputs in %s", step, losses[-1] if losses else float("nan"), output_dir)
+    return TrainResult(str(output_dir), step, losses[-1] if losses else float("nan"), losses, evals)
+
+
+def _evaluate(eval_fn: EvalFn, policy: Policy, ema: EMA | None, step: int, log: MetricsLog) -> dict:
+    backup = None
+    if ema is not None:  # evaluate the averaged weights
+        backup = {k: v.detach().clone() for k, v in policy.state_dict().items()}
+        policy.load_state_dict({k: ema.shadow.get(k, v).to(v.dtype) for k, v in backup.items()})
+    policy.eval()
+    policy.reset()
+    try:
+        metrics = eval_fn(policy, step)
+    finally:
+        policy.train()
+        if backup is not None:
+            policy.load_state_dict(backup)
+    record = {"step": step, **{f"eval/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}}
+    log.write(record)
+    return metrics
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
