@@ -18,4 +18,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "teleoperate": ("robokit.commands.hardware:teleoperate", "Drive a robot from a leader arm at a fixed rate; reports loop timing."),
     "record": ("robokit.commands.hardware:record", "Record teleoperated episodes into a dataset."),
     "replay": ("robokit.commands.hardware:replay", "Play a recorded episode's actions on a robot."),
+    "train": ("robokit.commands.train:main", "Train a policy (ACT, Diffusion Policy) on a dataset; --resume continues exactly."),
 }
