@@ -308,7 +308,7 @@ class RobotDataset(torch.utils.data.Dataset):
             frames = torch.from_numpy(np.stack([decode_png(blobs[int(p)], key) for p in positions])).permute(0, 3, 1, 2)
         if self.return_uint8 and self.image_transforms is None:
             return frames
-        frames = frames.float().div_(255)
+        frames = frames.to(torch.float32).mul_(1 / 255)
         if self.image_transforms is not None:
             frames = self._augment(frames, int(positions[-1]))
             if self.return_uint8:
