@@ -13,7 +13,6 @@ next frame wanted, and seeks to the keyframe before that frame otherwise.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("torchcodec", "pyav")
 BACKEND_ENV = "ROBOKIT_VIDEO_BACKEND"
+THREADS_ENV = "ROBOKIT_VIDEO_DECODE_THREADS"
 MAX_OPEN_DECODERS = 8
 """Decoders kept open per process (one per video file)."""
 FORWARD_DECODE_MAX_WASTE = 2
@@ -58,6 +58,10 @@ class FrameTimestampError(ValueError):
 
 class VideoDecodeError(RuntimeError):
     """A video file is missing, truncated or corrupt; the message names the file."""
+
+
+class VideoFileNotFoundError(VideoDecodeError, FileNotFoundError):
+    """The video file does not exist (also a FileNotFoundError)."""
 
 
 # --------------------------------------------------------------------------- backend choice
@@ -102,9 +106,20 @@ def resolve_backend(backend: str | None, source: str = "backend") -> str:
     return backend
 
 
-def _decoder_threads() -> int:
-    # In a DataLoader worker the workers already fill the cores: one thread each.
-    if torch.utils.data.get_worker_info() is not None:
+def _decoder_threads(backend: str) -> int:
+    """Threads per decoder: ``$ROBOKIT_VIDEO_DECODE_THREADS``, else 1 in a DataLoader worker (the
+    workers already fill the cores) and for torchcodec (its FFmpeg frame threads delay output, which
+    measured slower for random access), else 2 (PyAV, dav1d with one frame in flight)."""
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        try:
+            threads = int(env)
+        except ValueError:
+            threads = -1
+        if threads < 0:
+            raise ValueError(f"${THREADS_ENV}={env!r}: expected a thread count >= 0 (0 = FFmpeg decides)")
+        return threads
+    if backend == "torchcodec" or torch.utils.data.get_worker_info() is not None:
         return 1
     return min(2, os.cpu_count() or 1)
 
@@ -128,7 +143,7 @@ class _PyAVReader:
             raise VideoDecodeError(f"{path} has no video stream")
         self.stream = self.container.streams.video[0]
         cc = self.stream.codec_context
-        cc.thread_count = _decoder_threads()
+        cc.thread_count = _decoder_threads("pyav")
         cc.thread_type = "AUTO"
         if cc.codec.name == "libdav1d":
             # Frame threading delays output by several frames, which are then decoded for nothing
@@ -144,23 +159,19 @@ class _PyAVReader:
         self._frames = None  # iterator over decoded frames, or None when a seek is due
         self._sought_pts = self.start_pts
         self._last = None  # (time_s, av.VideoFrame) last frame taken from the iterator
-        self._last_rgb: tuple[float, np.ndarray] | None = None
+        self._reformatter = av.video.reformatter.VideoReformatter()
         self._index = self.stream.index_entries
-        self._key_times = self._keyframe_times()
 
-    def _keyframe_times(self) -> list[float] | None:
-        # mp4 index timestamps are decode times; without B-frames (our files) they are presentation times.
-        entries = self._index
-        n = len(entries)
-        if n == 0 or n > 2_000_000:
+    def _keyframe_before(self, t: float) -> float | None:
+        """Time of the last keyframe at or before ``t`` from the container's index (None if unknown).
+
+        mp4 index timestamps are decode times; without reordered frames (robokit's and LeRobot's
+        files) they are the presentation times.
+        """
+        i = self._index.search_timestamp(int(math.floor(t / self.time_base)), backward=True)
+        if i < 0:
             return None
-        times = []
-        tb = self.time_base
-        for i in range(n):
-            e = entries[i]
-            if e.is_keyframe:
-                times.append(float(e.timestamp * tb))
-        return times
+        return float(self._index[i].timestamp * self.time_base)
 
     def close(self) -> None:
         self._frames = None
@@ -174,31 +185,29 @@ class _PyAVReader:
         return [self._read_one(t, tol) for t in times]
 
     def _read_one(self, t: float, tol: float) -> np.ndarray:
-        if self._last_rgb is not None and abs(self._last_rgb[0] - t) <= tol:
-            return self._last_rgb[1]
         if self._last is not None and abs(self._last[0] - t) <= tol:
-            frame = self._last[1]
+            frame = self._last[1]  # already decoded (e.g. the end of the previous window)
         else:
             if not self._can_decode_forward(t, tol):
-                self._seek(t - tol)
+                # Seek to the keyframe at or before t + tol: when the wanted frame is itself a
+                # keyframe, t - tol would land one GOP earlier and decode it for nothing.
+                self._seek(t + tol)
             frame = self._decode_until(t, tol)
-        rgb = frame.to_ndarray(format="rgb24")
-        self._last_rgb = (self._last[0], rgb)
-        return rgb
+        # A fresh array each time: the caller owns what it gets (converting costs ~0.1 ms at 480x640).
+        # One reformatter per reader: PyAV's per-frame default builds a new SwsContext (and thread
+        # pool) for every frame, which costs more than decoding a smooth frame.
+        return self._reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
 
     def _can_decode_forward(self, t: float, tol: float) -> bool:
+        """Whether decoding on from the current position beats seeking to reach frame ``t``."""
         if self._frames is None or self._last is None or self._last[0] >= t - tol:
             return False
         position = self._last[0]
-        if self._key_times is None:
+        key = self._keyframe_before(t + tol)  # where a seek would start decoding
+        if key is None:
             return False
-        # The keyframe a seek would start from.
-        k = bisect.bisect_right(self._key_times, t + tol) - 1
-        if k < 0:
-            return False
-        key = self._key_times[k]
         if key <= position + tol:
-            return True  # no keyframe in between: forward decoding does strictly less work
+            return True  # no keyframe in between: decoding on does strictly less work than a seek
         rate = self.stream.average_rate or self.stream.guessed_rate
         wasted = (key - position) * float(rate) - 1 if rate else math.inf
         return wasted <= FORWARD_DECODE_MAX_WASTE
@@ -244,7 +253,7 @@ class _PyAVReader:
                 continue
             if ft <= t + tol:
                 return frame
-            if first_after_seek and not retried and ft > t - tol and self._sought_pts > self.start_pts:
+            if first_after_seek and not retried and self._sought_pts > self.start_pts:
                 # The demuxer landed after the wanted frame (possible with reordered frames): go back
                 # one second and decode forward from there.
                 retried = True
@@ -264,7 +273,7 @@ class _TorchCodecReader:
         self.path = path
         try:
             self.decoder = VideoDecoder(
-                path, seek_mode="approximate", dimension_order="NCHW", num_ffmpeg_threads=_decoder_threads()
+                path, seek_mode="approximate", dimension_order="NCHW", num_ffmpeg_threads=_decoder_threads("torchcodec")
             )
         except Exception as exc:  # torchcodec raises ValueError / RuntimeError for unreadable files
             raise VideoDecodeError(f"cannot open video {path}: {exc}") from exc
@@ -324,7 +333,7 @@ class _ReaderCache:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            raise VideoDecodeError(f"video file {path} does not exist") from None
+            raise VideoFileNotFoundError(f"video file {path} does not exist") from None
         except OSError as exc:
             raise VideoDecodeError(f"cannot read video file {path}: {exc}") from exc
         # A file replaced by append_video (os.replace) is a new inode: reopen it.
@@ -410,7 +419,8 @@ def decode_frames(
     with lock:
         try:
             if backend == "pyav":
-                frames = torch.from_numpy(np.stack(reader.read(times, tolerance_s))).permute(0, 3, 1, 2)
+                rgb = reader.read(times, tolerance_s)
+                frames = torch.from_numpy(rgb[0][None] if len(rgb) == 1 else np.stack(rgb)).permute(0, 3, 1, 2)
             else:
                 frames = reader.read(times, tolerance_s)
         except VideoDecodeError:
@@ -418,4 +428,6 @@ def decode_frames(
             raise
     if len(unique) != len(requested) or not np.array_equal(inverse, np.arange(len(unique))):
         frames = frames[torch.from_numpy(inverse.reshape(-1))]
-    return frames.contiguous()
+    # (N, H, W, 3) memory seen as (N, 3, H, W): a permuted view (channels-last strides), as torchcodec
+    # returns it. Making it contiguous here would cost more than decoding a smooth frame.
+    return frames

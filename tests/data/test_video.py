@@ -289,8 +289,9 @@ def test_truncated_and_missing_files(tmp_path, backend):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(VideoDecodeError, match="truncated.mp4"):
         decode_frames(bad, [0.0], backend=backend)
-    with pytest.raises(VideoDecodeError, match="missing.mp4"):
+    with pytest.raises(VideoDecodeError, match="missing.mp4") as err:
         decode_frames(tmp_path / "missing.mp4", [0.0], backend=backend)
+    assert isinstance(err.value, FileNotFoundError)
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
     with pytest.raises(VideoDecodeError, match="garbage.mp4"):
