@@ -1,0 +1,135 @@
+"""`robokit demos` (record scripted demonstrations) and `robokit eval` (evaluate a policy in sim)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DemosConfig:
+    """Record a scripted expert's successful episodes in a simulated env into a RobotDataset."""
+
+    env: str
+    """Env name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>."""
+    episodes: int = 10
+    """Number of (successful) episodes to save."""
+    out: str = "demos"
+    """Dataset folder to create (must be empty or missing)."""
+    seed: int = 0
+    """Attempt k is seeded with seed + k."""
+    fast_render: bool = False
+    """No shadows or multisampling in MuJoCo images (several times faster on a CPU)."""
+    keep_failed: bool = False
+    """Also save the expert's failed attempts."""
+    max_attempts: int | None = None
+    """Stop after this many attempts (default: 2 * episodes + 10)."""
+    video_codec: str = "av1"
+    """Codec of the dataset videos: av1, h264 or hevc."""
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate a policy (a checkpoint folder or hub repo, `expert` or `random`) in a simulated env."""
+
+    policy: str
+    """A policy folder / hub repo id, or `expert` (the env's scripted expert), or `random`."""
+    env: str
+    """Env or group name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/easy..."""
+    episodes: int = 10
+    """Episodes per env."""
+    batch_size: int = 1
+    """Episodes run in parallel (worker processes when > 1)."""
+    seed: int = 0
+    """Episode i is seeded with seed + i: the same seed gives the same episodes."""
+    out: str = "eval"
+    """Folder for eval_info.json and videos/."""
+    max_videos: int = 2
+    """Number of episodes (per env) saved as mp4."""
+    fast_render: bool = True
+    """No shadows or multisampling in MuJoCo images."""
+    device: str = "cpu"
+    """Torch device of a learned policy."""
+
+
+def demos_main(argv: list[str]) -> int:
+    from robokit.cli import parse
+    from robokit.envs.demos import record_demos
+
+    cfg = parse(DemosConfig, argv, prog="robokit demos")
+    summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
+                           keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec)
+    print(summary.line())
+    return 0 if summary.saved_episodes >= cfg.episodes else 1
+
+
+def load_policy(spec: str, env_name: str, seed: int, device: str = "cpu"):
+    """`expert`, `random`, or a policy folder / hub repo loaded with robokit.policies.Policy."""
+    from robokit.envs.registry import expand_env_name, make_single_env
+
+    if spec == "expert":
+        names = expand_env_name(env_name)
+        if len(names) > 1:
+            return _PerEnvExperts(names)
+        from robokit.envs.experts import make_expert
+
+        return make_expert(env_name)
+    if spec == "random":
+        from robokit.envs.experts import RandomPolicy
+
+        env = make_single_env(expand_env_name(env_name)[0], cameras=())
+        space = env.action_space
+        env.close()
+        return RandomPolicy(space.low, space.high, seed=seed)
+    from robokit.policies import Policy
+
+    return Policy.from_pretrained(spec).to(device)
+
+
+class _PerEnvExperts:
+    """For a group eval with `--policy expert`: the expert of whichever env is being evaluated."""
+
+    def __init__(self, names: list[str]):
+        from robokit.envs.experts import make_expert
+
+        self._experts = {name: make_expert(name) for name in names}
+        self._order = list(names)
+        self._current = None
+
+    def for_env(self, name: str):
+        return self._experts[name]
+
+
+def eval_main(argv: list[str]) -> int:
+    from robokit.cli import parse
+    from robokit.envs.evaluation import evaluate
+    from robokit.envs.registry import expand_env_name
+
+    cfg = parse(EvalConfig, argv, prog="robokit eval")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)
+    kwargs = dict(n_episodes=cfg.episodes, batch_size=cfg.batch_size, seed=cfg.seed, videos_dir=out / "videos",
+                  max_videos=cfg.max_videos, fast_render=cfg.fast_render)
+    if isinstance(policy, _PerEnvExperts):
+        per_env = {name: evaluate(policy.for_env(name), name, **kwargs) for name in expand_env_name(cfg.env)}
+        episodes = [{**e, "env": n} for n, r in per_env.items() for e in r["per_episode"]]
+        from robokit.envs.evaluation import _aggregate
+
+        info = {"env": cfg.env, "per_env": per_env, "per_episode": episodes,
+                "aggregated": _aggregate(episodes, sum(r["aggregated"]["eval_s"] for r in per_env.values())),
+                "video_paths": [p for r in per_env.values() for p in r["video_paths"]],
+                "n_episodes": cfg.episodes, "batch_size": cfg.batch_size, "seed": cfg.seed}
+    else:
+        info = evaluate(policy, cfg.env, **kwargs)
+    info["policy"] = cfg.policy
+    (out / "eval_info.json").write_text(json.dumps(info, indent=2))
+    agg = info["aggregated"]
+    print(f"{cfg.env}: success {agg['pc_success']:.1f}% over {agg['n_episodes']} episodes, "
+          f"avg sum reward {agg['avg_sum_reward']:.2f}, avg max reward {agg['avg_max_reward']:.2f}, "
+          f"{agg['eval_ep_s']:.2f}s/episode -> {out / 'eval_info.json'}")
+    return 0

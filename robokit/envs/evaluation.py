@@ -1,0 +1,203 @@
+"""Batched policy evaluation in simulation: `evaluate(policy, env_name, ...)` -> eval info dict.
+
+    info = evaluate(make_expert("pusht"), "pusht", n_episodes=50, batch_size=8, seed=0,
+                    videos_dir="out/videos", max_videos=4)
+    info["aggregated"]["pc_success"]
+
+Episode i (0-based) is reset with seed `seed + i`, whatever the batch size, so the same seed
+gives the same episodes (and, for a deterministic policy, the same results). A batch runs until
+every episode in it has terminated (success) or hit the time limit; steps an env takes after
+its episode ended are ignored.
+
+`policy` is anything with `reset()` and `select_action(obs)`: a scripted expert or
+`RandomPolicy` (numpy in, numpy out), or a `robokit.policies.Policy` (torch tensors in, images
+as float (B, C, H, W) in [0, 1]; converted here). For a group name (e.g. "metaworld/easy") each
+env of the group is evaluated and the result holds `per_env` plus the overall aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def _is_torch_policy(policy: Any) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(policy, torch.nn.Module)
+
+
+def _to_policy_input(obs: dict[str, np.ndarray], device) -> dict[str, Any]:
+    import torch
+
+    batch = {}
+    for key, value in obs.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value))
+        if key.startswith("observation.images."):
+            tensor = tensor.permute(0, 3, 1, 2).to(torch.float32) / 255.0  # (B, H, W, C) uint8 -> (B, C, H, W)
+        else:
+            tensor = tensor.to(torch.float32)
+        batch[key] = tensor.to(device)
+    return batch
+
+
+def _select_actions(policy, obs: dict[str, np.ndarray], torch_policy: bool, task: str) -> np.ndarray:
+    if not torch_policy:
+        return np.asarray(policy.select_action(obs), dtype=np.float32)
+    import torch
+
+    device = next(iter(policy.parameters()), torch.empty(0)).device
+    batch = _to_policy_input(obs, device)
+    n = next(iter(obs.values())).shape[0]
+    batch["task"] = [task] * n
+    with torch.inference_mode():
+        action = policy.select_action(batch)
+    return action.to("cpu", torch.float32).numpy()
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """Encode uint8 (H, W, 3) frames into an H.264 mp4 with PyAV (odd sizes padded to even)."""
+    from robokit.data.video_encode import StreamingVideoEncoder
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoder = StreamingVideoEncoder(path, fps=int(fps), codec="h264", g=None, crf=23)
+    try:
+        for frame in frames:
+            h, w = frame.shape[:2]
+            if h % 2 or w % 2:
+                frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            encoder.add_frame(frame)
+        encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
+    return path
+
+
+def _aggregate(episodes: list[dict], elapsed: float) -> dict[str, float]:
+    n = max(len(episodes), 1)
+    return {
+        "pc_success": 100.0 * sum(e["success"] for e in episodes) / n,
+        "avg_sum_reward": float(np.mean([e["sum_reward"] for e in episodes])) if episodes else 0.0,
+        "avg_max_reward": float(np.mean([e["max_reward"] for e in episodes])) if episodes else 0.0,
+        "n_episodes": len(episodes),
+        "eval_s": elapsed,
+        "eval_ep_s": elapsed / n,
+    }
+
+
+def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed: int, videos_dir: Path | None,
+                  max_videos: int, fast_render: bool, progress: bool) -> dict[str, Any]:
+    from robokit.envs.registry import make_env
+
+    torch_policy = _is_torch_policy(policy)
+    batch_size = min(batch_size, n_episodes)
+    env = make_env(env_name, n_envs=batch_size, fast_render=fast_render)
+    camera_key = f"observation.images.{env.cameras[0]}" if env.cameras else None
+    if max_videos and camera_key is None:
+        logger.warning("evaluate: %s renders no camera, so no videos are written", env_name)
+    episodes: list[dict] = []
+    video_paths: list[str] = []
+    start = time.perf_counter()
+    n_batches = -(-n_episodes // batch_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_episodes, desc=f"eval {env_name}", unit="ep", leave=False)
+    try:
+        for b in range(n_batches):
+            first = b * batch_size
+            n_live = min(batch_size, n_episodes - first)
+            seeds = [seed + first + i for i in range(batch_size)]
+            obs, _ = env.reset(seed=seeds)
+            policy.reset()
+            done = np.zeros(batch_size, dtype=bool)
+            done[n_live:] = True  # padding envs of the last batch: run, never counted
+            sum_reward = np.zeros(batch_size)
+            max_reward = np.full(batch_size, -np.inf)
+            success = np.zeros(batch_size, dtype=bool)
+            steps = np.zeros(batch_size, dtype=int)
+            record = [i for i in range(n_live) if first + i < max_videos] if camera_key else []
+            frames: dict[int, list[np.ndarray]] = {i: [obs[camera_key][i].copy()] for i in record}
+            while not done.all():
+                action = _select_actions(policy, obs, torch_policy, env.task)
+                obs, reward, terminated, truncated, info = env.step(action)
+                live = ~done
+                sum_reward[live] += reward[live]
+                max_reward[live] = np.maximum(max_reward[live], reward[live])
+                steps[live] += 1
+                step_success = np.asarray(info.get("is_success", terminated), dtype=bool)
+                if "_is_success" in info:
+                    step_success = step_success & np.asarray(info["_is_success"], dtype=bool)
+                success[live] |= step_success[live]
+                for i in record:
+                    if live[i]:
+                        frames[i].append(obs[camera_key][i].copy())
+                done |= terminated | truncated
+            for i in range(n_live):
+                episodes.append({
+                    "episode_index": first + i, "seed": seeds[i], "sum_reward": float(sum_reward[i]),
+                    "max_reward": float(max_reward[i]), "success": bool(success[i]), "steps": int(steps[i]),
+                })
+                if i in frames and videos_dir is not None:
+                    name = env_name.replace("/", "_")
+                    path = write_video(Path(videos_dir) / f"{name}_episode_{first + i}.mp4", frames[i], env.fps)
+                    video_paths.append(str(path))
+            if bar is not None:
+                bar.update(n_live)
+    finally:
+        if bar is not None:
+            bar.close()
+        env.close()
+    elapsed = time.perf_counter() - start
+    return {"env": env_name, "per_episode": episodes, "aggregated": _aggregate(episodes, elapsed), "video_paths": video_paths}
+
+
+def evaluate(policy, env_name: str, n_episodes: int = 10, batch_size: int = 1, seed: int = 0,
+             videos_dir: str | Path | None = None, max_videos: int = 0, fast_render: bool = True,
+             progress: bool = True) -> dict[str, Any]:
+    """Roll `policy` out for `n_episodes` per env of `env_name`; returns per-episode and aggregate results.
+
+    Args:
+        policy: `reset()` + `select_action(obs)` (an expert, RandomPolicy or robokit Policy).
+        env_name: a registered env or group name.
+        n_episodes: episodes per env.
+        batch_size: episodes run in parallel (worker processes when > 1).
+        seed: episode i is seeded with seed + i.
+        videos_dir: where the mp4s of the first `max_videos` episodes go.
+        max_videos: number of episodes (per env) to save as videos.
+        fast_render: no shadows or multisampling in MuJoCo images.
+        progress: show a progress bar.
+    """
+    from robokit.envs.registry import expand_env_name
+
+    if not isinstance(n_episodes, int) or n_episodes < 1:
+        raise ValueError(f"evaluate: n_episodes={n_episodes!r}, expected an int >= 1")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"evaluate: batch_size={batch_size!r}, expected an int >= 1")
+    if max_videos < 0:
+        raise ValueError(f"evaluate: max_videos={max_videos!r}, expected >= 0")
+    if _is_torch_policy(policy):
+        import torch
+
+        torch.manual_seed(seed)
+        policy.eval()
+    names = expand_env_name(env_name)
+    results = {name: _evaluate_one(policy, name, n_episodes, batch_size, seed, None if videos_dir is None else Path(videos_dir),
+                                   max_videos, fast_render, progress) for name in names}
+    config = {"n_episodes": n_episodes, "batch_size": batch_size, "seed": seed}
+    if len(names) == 1:
+        return {**results[names[0]], **config}
+    episodes = [{**e, "env": name} for name, r in results.items() for e in r["per_episode"]]
+    elapsed = sum(r["aggregated"]["eval_s"] for r in results.values())
+    return {"env": env_name, "per_env": results, "per_episode": episodes, "aggregated": _aggregate(episodes, elapsed),
+            "video_paths": [p for r in results.values() for p in r["video_paths"]], **config}
