@@ -51,17 +51,21 @@ class OpenCVCamera(Camera):
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
             cap.set(cv2.CAP_PROP_FPS, self.config.fps)
         self._cap = cap
-        first = self.read()  # fails early on a wrong size rather than in the middle of a recording
+        first = self._read_device()  # fails early on a wrong size rather than in the middle of a recording
         if first.shape != self.shape:
             self.disconnect()
             raise ConnectionError(f"{self!r}: frames are {first.shape[1]}x{first.shape[0]}, "
                                   f"the config asks for {self.config.width}x{self.config.height}")
-        self._thread = LatestFrameThread(self.read, repr(self))
+        self._thread = LatestFrameThread(self._read_device, repr(self))
         self._thread.start()
 
     def read(self) -> np.ndarray:
-        if self._cap is None:
+        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
+        if self._thread is None:
             raise RuntimeError(f"{self!r} is not connected; call connect() first")
+        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+
+    def _read_device(self) -> np.ndarray:
         cv2 = _cv2()
         if self.is_file:  # a file plays at the configured rate, looping at its end
             delay = self._next_t - time.perf_counter()

@@ -41,10 +41,16 @@ class RealSenseCamera(Camera):
         except RuntimeError as exc:
             raise ConnectionError(f"RealSense {self.config.index_or_path!r}: {exc}") from exc
         self._pipeline = pipeline
-        self._thread = LatestFrameThread(self.read, f"realsense-{self.config.index_or_path}")
+        self._thread = LatestFrameThread(self._read_device, f"realsense-{self.config.index_or_path}")
         self._thread.start()
 
     def read(self) -> np.ndarray:
+        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
+        if self._thread is None:
+            raise RuntimeError(f"{self!r} is not connected; call connect() first")
+        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+
+    def _read_device(self) -> np.ndarray:
         frames = self._pipeline.wait_for_frames(timeout_ms=2000)
         if self.config.use_depth:
             self.last_depth = rotate(np.asanyarray(frames.get_depth_frame().get_data()), self.config.rotation)

@@ -41,10 +41,16 @@ class SyntheticCamera(Camera):
 
     def connect(self) -> None:
         self._next_t = time.perf_counter()
-        self._thread = LatestFrameThread(self.read, f"synthetic-{id(self):x}")
+        self._thread = LatestFrameThread(self._read_device, f"synthetic-{id(self):x}")
         self._thread.start()
 
     def read(self) -> np.ndarray:
+        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
+        if self._thread is None:
+            raise RuntimeError(f"{self!r} is not connected; call connect() first")
+        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+
+    def _read_device(self) -> np.ndarray:
         # paced like a device: one frame per 1/fps
         delay = self._next_t - time.perf_counter()
         if delay > 0:

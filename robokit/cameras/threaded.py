@@ -49,6 +49,15 @@ class LatestFrameThread:
                 raise TimeoutError(f"camera {self._name}: no frame within {timeout_s:.2f} s")
             return self._frame
 
+    def next(self, timeout_s: float) -> np.ndarray:
+        """Wait for a frame newer than the latest one."""
+        with self._new:
+            seen = self.frames_read
+            fresh = self._new.wait_for(lambda: self.frames_read > seen or self._error is not None, timeout_s)
+            if self._error is None and not fresh:
+                raise TimeoutError(f"camera {self._name}: no new frame within {timeout_s:.2f} s")
+        return self.latest(0)
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():

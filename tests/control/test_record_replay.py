@@ -51,7 +51,9 @@ def test_teleoperate_reports_timing(arms):
     robot, teleop, follower, _ = arms
     timer = teleoperate_loop(robot, teleop, fps=30, duration_s=0.4)
     s = timer.summary()
-    assert 10 <= s["ticks"] <= 13 and set(s["stages_ms"]) == {"read", "teleop", "send"}
+    # at most 30 fps * 0.4 s (+1); fewer on a loaded host, and then some ticks are counted late
+    assert 1 <= s["ticks"] <= 13 and set(s["stages_ms"]) == {"read", "teleop", "send"}
+    assert s["ticks"] >= 11 or s["late_ticks"] > 0
     assert "fps" in timer.report()
 
 
