@@ -247,6 +247,12 @@ class RobotDataset(torch.utils.data.Dataset):
         return len(self.episodes)
 
     @property
+    def episode_ranges(self) -> list[tuple[int, int]]:
+        """(start, end) positions in this dataset (end exclusive) of each loaded episode, in order."""
+        self._refresh()
+        return list(zip(self._ep_start.tolist(), self._ep_end.tolist()))
+
+    @property
     def fps(self) -> int:
         return self.meta.fps
 

@@ -41,9 +41,9 @@ class ResumableSampler(Sampler[int]):
 def training_indices(dataset, drop_n_last_frames: int = 0) -> list[int]:
     """All frame indices, without the last `drop_n_last_frames` of each episode."""
     n = len(dataset)
-    if drop_n_last_frames <= 0 or not hasattr(dataset, "_ep_start"):
+    if drop_n_last_frames <= 0 or not hasattr(dataset, "episode_ranges"):
         return list(range(n))
     out = []
-    for start, end in zip(dataset._ep_start.tolist(), dataset._ep_end.tolist()):
+    for start, end in dataset.episode_ranges:
         out.extend(range(int(start), max(int(start) + 1, int(end) - drop_n_last_frames)))
     return out
