@@ -60,14 +60,16 @@ def textured_frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def encode_sync(frames, path: Path, codec: str, preset) -> float:
-    """images/s of one synchronous encoder (conversion + encoding + muxing)."""
+    """images/s of one synchronous encoder (conversion + encoding + muxing), robokit's options
+    (for av1 that includes lp=1: one thread, as each camera's encoder runs)."""
     import av
 
     from robokit.data.video_encode import ENCODERS, _encoder_options, _quiet_encoder_logs
 
     _quiet_encoder_logs()
     container = av.open(str(path), "w", format="mp4")
-    stream = container.add_stream(ENCODERS[codec], rate=FPS, options=_encoder_options(codec, 2, 30, preset, None))
+    options = _encoder_options(codec, 2, 30, preset, None)
+    stream = container.add_stream(ENCODERS[codec], rate=FPS, options=options)
     stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
     stream.codec_context.time_base = Fraction(1, FPS)
     t0 = time.perf_counter()
@@ -82,12 +84,15 @@ def encode_sync(frames, path: Path, codec: str, preset) -> float:
     return len(frames) / (time.perf_counter() - t0)
 
 
-def encode_two_cameras(frames, folder: Path, codec: str, preset) -> tuple[float, float]:
+def encode_two_cameras(frames, folder: Path, codec: str, preset, options=None) -> tuple[float, float]:
     """Dataset frames/s with two StreamingVideoEncoders (one per camera), and the main thread's
-    worst add_frame call in ms (the stall a control loop would see)."""
+    worst add_frame call in ms (with frames fed as fast as possible, this is back-pressure)."""
     from robokit.data.video_encode import StreamingVideoEncoder
 
-    encs = [StreamingVideoEncoder(folder / f"cam{k}.mp4", FPS, codec=codec, preset=preset) for k in range(2)]
+    encs = [
+        StreamingVideoEncoder(folder / f"cam{k}.mp4", FPS, codec=codec, preset=preset, options=options)
+        for k in range(2)
+    ]
     worst = 0.0
     t0 = time.perf_counter()
     for f in frames:
@@ -102,6 +107,7 @@ def encode_two_cameras(frames, folder: Path, codec: str, preset) -> tuple[float,
 
 def bench_encode(args, tmp: Path) -> None:
     contents = {"smooth": smooth_frames(args.frames), "textured": textured_frames(args.frames)}
+    # SVT-AV1 4.x runs preset 12 (LeRobot's) as 11.
     cases = [("av1", p) for p in (8, 10, 11, 12)] + [("h264", p) for p in ("ultrafast", "veryfast", "medium")]
     cases += [("hevc", p) for p in ("ultrafast", "veryfast")]
     print(f"\n== encode {W}x{H}, crf 30, GOP 2, yuv420p, {args.frames} frames; best of {args.repeats} ==")
@@ -113,21 +119,23 @@ def bench_encode(args, tmp: Path) -> None:
             kb = path.stat().st_size / 1024 / len(frames)
             print(f"{codec:6} {preset!s:10} {name:9} {best:9.1f} {kb:9.1f}", flush=True)
     print("\n== two cameras, StreamingVideoEncoder in background threads (default preset) ==")
-    print(f"{'codec':6} {'content':9} {'dataset frames/s':>17} {'images/s':>9} {'worst add_frame ms':>19}")
-    for codec in ("av1", "h264"):
+    print(f"{'codec':20} {'content':9} {'dataset frames/s':>17} {'images/s':>9} {'worst add_frame ms':>19}")
+    variants = [("av1", None, "av1"), ("av1", {"svtav1-params": "lp=0"}, "av1 lp=auto")]
+    variants.append(("h264", None, "h264"))
+    for codec, options, label in variants:
         for name, frames in contents.items():
-            runs = [encode_two_cameras(frames, tmp, codec, None) for _ in range(args.repeats)]
+            runs = [encode_two_cameras(frames, tmp, codec, None, options) for _ in range(args.repeats)]
             fps, worst = max(runs)
-            print(f"{codec:6} {name:9} {fps:17.1f} {2 * fps:9.1f} {worst:19.1f}", flush=True)
+            print(f"{label:20} {name:9} {fps:17.1f} {2 * fps:9.1f} {worst:19.1f}", flush=True)
 
 
 def bench_decode(args, tmp: Path) -> None:
-    from robokit.data.video_decode import clear_decoder_cache, decode_frames, torchcodec_available
+    from robokit.data.video_decode import torchcodec_available
     from robokit.data.video_encode import StreamingVideoEncoder
 
     backends = ["pyav"] + (["torchcodec"] if torchcodec_available()[0] else [])
     n = args.frames
-    print(f"\n== decode {W}x{H} av1 (default encoder settings), {n} frames; frames/s, best of {args.repeats} ==")
+    print(f"\n== decode {W}x{H} av1 (default encoder settings), {n} frames; frames/s, best of {args.repeats}")
     print(f"{'backend':11} {'content':9} {'sequential':>11} {'one call':>9} {'random':>9}")
     for name, frames in {"smooth": smooth_frames(n), "textured": textured_frames(n)}.items():
         path = tmp / f"dec_{name}.mp4"
@@ -138,22 +146,25 @@ def bench_decode(args, tmp: Path) -> None:
         rnd = random.Random(0)
         random_times = [rnd.choice(times) for _ in range(min(n, 150))]
         for backend in backends:
-
-            def run(ts, per_call: bool) -> float:
-                clear_decoder_cache()
-                decode_frames(path, [0.0], backend=backend)  # open outside the timing
-                t0 = time.perf_counter()
-                if per_call:
-                    for t in ts:
-                        decode_frames(path, [t], backend=backend)
-                else:
-                    decode_frames(path, ts, backend=backend)
-                return len(ts) / (time.perf_counter() - t0)
-
-            seq = max(run(times, True) for _ in range(args.repeats))
-            one = max(run(times, False) for _ in range(args.repeats))
-            ran = max(run(random_times, True) for _ in range(args.repeats))
+            seq = max(_decode_rate(path, times, backend, True) for _ in range(args.repeats))
+            one = max(_decode_rate(path, times, backend, False) for _ in range(args.repeats))
+            ran = max(_decode_rate(path, random_times, backend, True) for _ in range(args.repeats))
             print(f"{backend:11} {name:9} {seq:11.1f} {one:9.1f} {ran:9.1f}", flush=True)
+
+
+def _decode_rate(path: Path, times: list[float], backend: str, per_call: bool) -> float:
+    """frames/s of decode_frames: one frame per call or all in one call (file opened beforehand)."""
+    from robokit.data.video_decode import clear_decoder_cache, decode_frames
+
+    clear_decoder_cache()
+    decode_frames(path, [0.0], backend=backend)
+    t0 = time.perf_counter()
+    if per_call:
+        for t in times:
+            decode_frames(path, [t], backend=backend)
+    else:
+        decode_frames(path, times, backend=backend)
+    return len(times) / (time.perf_counter() - t0)
 
 
 def main() -> None:

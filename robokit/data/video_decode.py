@@ -20,7 +20,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,7 +39,9 @@ beyond the last keyframe; decoding a frame at GOP 2 costs about what a seek and 
 class FrameTimestampError(ValueError):
     """No frame of the video is presented within the tolerance of a requested timestamp."""
 
-    def __init__(self, path, requested_s: float, closest_s: float | None, tolerance_s: float, detail: str = ""):
+    def __init__(
+        self, path, requested_s: float, closest_s: float | None, tolerance_s: float, detail: str = ""
+    ):
         self.path = str(path)
         self.requested_s = requested_s
         self.closest_s = closest_s
@@ -77,8 +78,9 @@ def torchcodec_available() -> tuple[bool, str]:
             from torchcodec.decoders import VideoDecoder  # noqa: F401
 
             _torchcodec_status = (True, "")
-        except Exception as exc:  # ImportError, or RuntimeError when FFmpeg's libraries are missing
-            _torchcodec_status = (False, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        except Exception as exc:  # noqa: BLE001 - ImportError, or RuntimeError without FFmpeg's libraries
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            _torchcodec_status = (False, f"{type(exc).__name__}: {first_line}")
     return _torchcodec_status
 
 
@@ -100,7 +102,8 @@ def resolve_backend(backend: str | None, source: str = "backend") -> str:
         if not ok:
             raise RuntimeError(
                 f"{source}='torchcodec' but torchcodec does not load ({reason}); install it with "
-                "`pip install -c constraints.txt torchcodec` and the system FFmpeg (`apt-get install -y ffmpeg`), "
+                "`pip install -c constraints.txt torchcodec` and the system FFmpeg "
+                "(`apt-get install -y ffmpeg`), "
                 "or use backend='pyav'"
             )
     return backend
@@ -168,7 +171,7 @@ class _PyAVReader:
         mp4 index timestamps are decode times; without reordered frames (robokit's and LeRobot's
         files) they are the presentation times.
         """
-        i = self._index.search_timestamp(int(math.floor(t / self.time_base)), backward=True)
+        i = self._index.search_timestamp(math.floor(t / self.time_base), backward=True)
         if i < 0:
             return None
         return float(self._index[i].timestamp * self.time_base)
@@ -215,7 +218,7 @@ class _PyAVReader:
     def _seek(self, t: float) -> None:
         import av
 
-        target = max(int(math.floor(t / self.time_base)), self.start_pts)
+        target = max(math.floor(t / self.time_base), self.start_pts)
         try:
             self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
         except av.error.FFmpegError as exc:
@@ -273,9 +276,12 @@ class _TorchCodecReader:
         self.path = path
         try:
             self.decoder = VideoDecoder(
-                path, seek_mode="approximate", dimension_order="NCHW", num_ffmpeg_threads=_decoder_threads("torchcodec")
+                path,
+                seek_mode="approximate",  # the mp4 index suffices; "exact" scans the whole file on open
+                dimension_order="NCHW",
+                num_ffmpeg_threads=_decoder_threads("torchcodec"),
             )
-        except Exception as exc:  # torchcodec raises ValueError / RuntimeError for unreadable files
+        except Exception as exc:
             raise VideoDecodeError(f"cannot open video {path}: {exc}") from exc
         md = self.decoder.metadata
         self.height, self.width = md.height, md.width
@@ -397,12 +403,14 @@ def decode_frames(
     """Frames presented at ``timestamps`` (seconds) in the video at ``path``: uint8 (N, 3, H, W).
 
     Frames come back in the order requested; repeated timestamps repeat the frame (decoded once).
+    The tensor is a (N, 3, H, W) view of (N, H, W, 3) memory (channels-last strides, as torchcodec
+    returns it); call ``.contiguous()`` if a contiguous layout is needed.
     Raises FrameTimestampError if a timestamp has no frame within ``tolerance_s``, and
     VideoDecodeError if the file is missing, truncated or corrupt. ``backend``: "torchcodec" or
     "pyav"; default from :func:`default_backend`.
     """
     backend = resolve_backend(backend)
-    path = os.fspath(path if not isinstance(path, Path) else path)
+    path = os.fspath(path)
     if not tolerance_s >= 0:
         raise ValueError(f"decode_frames: tolerance_s must be >= 0, got {tolerance_s!r}")
     requested = np.asarray(
@@ -410,7 +418,9 @@ def decode_frames(
         dtype=np.float64,
     ).reshape(-1)
     if not np.isfinite(requested).all():
-        raise ValueError(f"decode_frames ({path}): timestamps must be finite numbers, got {requested.tolist()}")
+        raise ValueError(
+            f"decode_frames ({path}): timestamps must be finite numbers, got {requested.tolist()}"
+        )
     unique, inverse = np.unique(requested, return_inverse=True)
     reader, lock = _cache.get(backend, path)
     if len(unique) == 0:
@@ -420,7 +430,8 @@ def decode_frames(
         try:
             if backend == "pyav":
                 rgb = reader.read(times, tolerance_s)
-                frames = torch.from_numpy(rgb[0][None] if len(rgb) == 1 else np.stack(rgb)).permute(0, 3, 1, 2)
+                nhwc = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)
+                frames = torch.from_numpy(nhwc).permute(0, 3, 1, 2)
             else:
                 frames = reader.read(times, tolerance_s)
         except VideoDecodeError:

@@ -117,7 +117,9 @@ class StreamingVideoEncoder:
         if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps <= 0:
             raise ValueError(f"StreamingVideoEncoder: fps must be a positive integer, got {fps!r}")
         if g is not None and (isinstance(g, bool) or int(g) != g or g < 1):
-            raise ValueError(f"StreamingVideoEncoder: g (GOP size) must be a positive integer or None, got {g!r}")
+            raise ValueError(
+                f"StreamingVideoEncoder: g (GOP size) must be a positive integer or None, got {g!r}"
+            )
         if queue_frames < 1:
             raise ValueError(f"StreamingVideoEncoder: queue_frames must be >= 1, got {queue_frames!r}")
         self.path = Path(path)
@@ -198,7 +200,7 @@ class StreamingVideoEncoder:
     def frames_added(self) -> int:
         return self._added
 
-    def __enter__(self) -> StreamingVideoEncoder:
+    def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -259,8 +261,8 @@ class StreamingVideoEncoder:
             if container is not None:
                 try:
                     container.close()
-                except Exception:  # the file is deleted anyway
-                    pass
+                except Exception:
+                    logger.debug("closing %s after an encoding error failed", self._tmp, exc_info=True)
             _unlink(self._tmp)
             logger.debug("encoder thread for %s failed", self.path, exc_info=True)
 
@@ -368,7 +370,7 @@ def _check_same_params(reference, candidate, out: Path) -> None:
 
 
 def _copy_packets(container, stream, out_stream, output, shift: Fraction, src: Path) -> Fraction:
-    """Mux every packet of ``stream`` into ``out_stream`` delayed by ``shift`` seconds; return the end time."""
+    """Mux every packet of ``stream`` into ``out_stream``, delayed by ``shift`` s; return the end time."""
     time_base = stream.time_base
     ticks = shift / time_base
     if ticks.denominator != 1:
@@ -378,7 +380,7 @@ def _copy_packets(container, stream, out_stream, output, shift: Fraction, src: P
         )
     shift_ticks = int(ticks)
     rate = stream.average_rate or stream.guessed_rate
-    default_duration = int(round(1 / (rate * time_base))) if rate else 0
+    default_duration = round(1 / (rate * time_base)) if rate else 0
     end_ticks = 0
     for packet in container.demux(stream):
         if packet.pts is None and packet.dts is None:
@@ -420,7 +422,7 @@ def video_info(path) -> dict:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps: int | float = float(rate) if rate else 0.0
         if abs(fps - round(fps)) < 1e-6:
-            fps = int(round(fps))
+            fps = round(fps)
         return {
             "video.height": cc.height,
             "video.width": cc.width,

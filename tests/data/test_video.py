@@ -41,7 +41,9 @@ BACKENDS = [
     "pyav",
     pytest.param(
         "torchcodec",
-        marks=pytest.mark.skipif(not HAS_TORCHCODEC, reason=f"torchcodec unavailable: {torchcodec_available()[1]}"),
+        marks=pytest.mark.skipif(
+            not HAS_TORCHCODEC, reason=f"torchcodec unavailable: {torchcodec_available()[1]}"
+        ),
     ),
 ]
 
@@ -313,12 +315,43 @@ def test_order_duplicates_and_random_access(tmp_path, backend):
     assert decode_frames(path, [], backend=backend).shape == (0, 3, 64, 96)
 
 
+def test_pyav_decodes_forward_and_each_frame_once(tmp_path, monkeypatch):
+    path = encode(tmp_path / "v.mp4", make_frames(30))
+    seeks, pulled = [], []
+    original_seek = video_decode._PyAVReader._seek
+
+    def counting_seek(self, t):
+        seeks.append(t)
+        original_seek(self, t)
+        frames = self._frames
+
+        def counted():
+            for frame in frames:
+                pulled.append(frame.pts)
+                yield frame
+
+        self._frames = counted()
+
+    monkeypatch.setattr(video_decode._PyAVReader, "_seek", counting_seek)
+    # Sliding windows as a sequential sampler asks for them: one seek in all, every frame decoded once.
+    for i in range(1, 30):
+        decode_frames(path, [(i - 1) / 30, i / 30], backend="pyav")
+    assert len(seeks) == 1
+    assert len(pulled) == len(set(pulled)) == 30
+    # A jump far ahead (past several keyframes) seeks instead of decoding everything in between.
+    seeks.clear(), pulled.clear()
+    decode_frames(path, [0.0], backend="pyav")
+    decode_frames(path, [20 / 30, 21 / 30, 21 / 30], backend="pyav")
+    assert len(seeks) == 2 and len(pulled) <= 4  # frame 0, then keyframe 20 and 21
+
+
 @pytest.mark.skipif(not HAS_TORCHCODEC, reason="torchcodec unavailable")
 def test_backends_return_identical_frames(tmp_path):
     for codec in ("av1", "h264"):
         path = encode(tmp_path / f"{codec}.mp4", make_frames(15), codec=codec)
         times = [i / 30 for i in range(15)]
-        assert torch.equal(decode_frames(path, times, backend="pyav"), decode_frames(path, times, backend="torchcodec"))
+        pyav = decode_frames(path, times, backend="pyav")
+        assert torch.equal(pyav, decode_frames(path, times, backend="torchcodec"))
 
 
 def test_backend_choice(monkeypatch):
