@@ -82,7 +82,7 @@ def _terminate_as_interrupt() -> None:
 @dataclass
 class VirtualArmConfig:
     arms: tuple[str, ...] = ("so101",)
-    """Arms to emulate: so101, so101_leader, so100, so100_leader, moss, koch, koch_leader (one pty each)."""
+    """Arms to emulate: so101, so101_leader, so100(_leader), moss, koch(_leader), bi_so101(_leader), aloha(_leader), viperx, widowx."""
     id: str | None = None
     """Also write a matching calibration file for this robot id, so the arms need no calibration."""
     calibration_dir: str | None = None
@@ -112,8 +112,10 @@ def virtual_arm(argv: list[str]) -> int:
             arm = VirtualArm(name, calibration_id=cfg.id, calibration_dir=cfg.calibration_dir,
                              animate=cfg.animate and "leader" in name, baudrate=cfg.baudrate)
             arms.append(arm)
-            extra = f"  (calibration {arm.calibration_path})" if arm.calibration_path else ""
-            print(f"{name}: {arm.port}{extra}", flush=True)
+            for side, port in arm.ports.items():
+                label = f"{name}.{side}" if side else name
+                path = arm.sides[side].calibration_path if side else arm.calibration_path
+                print(f"{label}: {port}" + (f"  (calibration {path})" if path else ""), flush=True)
         print("serving; Ctrl-C to stop", flush=True)
         deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
         while deadline is None or time.monotonic() < deadline:

@@ -10,17 +10,25 @@ ROBOTS: dict[str, str] = {
     "so100_follower": "robokit.robots.so101:SO100Follower",
     "moss_follower": "robokit.robots.so101:MossFollower",
     "koch_follower": "robokit.robots.koch:KochFollower",
+    "bi_so101_follower": "robokit.robots.bimanual:BimanualSO101Follower",
+    "viperx": "robokit.robots.aloha:ViperXFollower",
+    "aloha": "robokit.robots.aloha:AlohaFollower",
 }
 TELEOPERATORS: dict[str, str] = {
     "so101_leader": "robokit.robots.so101:SO101Leader",
     "so100_leader": "robokit.robots.so101:SO100Leader",
     "moss_leader": "robokit.robots.so101:MossLeader",
     "koch_leader": "robokit.robots.koch:KochLeader",
+    "bi_so101_leader": "robokit.robots.bimanual:BimanualSO101Leader",
+    "widowx": "robokit.robots.aloha:WidowXLeader",
+    "aloha_leader": "robokit.robots.aloha:AlohaLeader",
 }
 # virtual-arm name -> the device type whose servo layout is emulated
 VIRTUAL_ARMS: dict[str, str] = {
     "so101": "so101_follower", "so101_leader": "so101_leader", "so100": "so100_follower",
     "so100_leader": "so100_leader", "moss": "moss_follower", "koch": "koch_follower", "koch_leader": "koch_leader",
+    "bi_so101": "bi_so101_follower", "bi_so101_leader": "bi_so101_leader", "viperx": "viperx", "widowx": "widowx",
+    "aloha": "aloha", "aloha_leader": "aloha_leader",
 }
 
 
@@ -55,9 +63,8 @@ def make_teleoperator(type_name: str, **config_fields):
     return cls(cls.config_class(**config_fields))
 
 
-def virtual_arm_layout(name: str) -> tuple[str, dict[int, str], type]:
-    """(protocol, {id: model}, device class) of a virtual-arm name."""
+def virtual_arm_class(name: str) -> type:
+    """The robot / teleoperator class a virtual-arm name emulates (bimanual ones have `arm_class`)."""
     _check(VIRTUAL_ARMS, "virtual arm", name)
     type_name = VIRTUAL_ARMS[name]
-    cls = robot_class(type_name) if type_name in ROBOTS else teleoperator_class(type_name)
-    return cls.bus_class.protocol, {motor_id: model for motor_id, model in cls.layout.values()}, cls
+    return robot_class(type_name) if type_name in ROBOTS else teleoperator_class(type_name)

@@ -16,25 +16,34 @@ from pathlib import Path
 
 from robokit.motors.calibration import MotorCalibration, save_calibration
 from robokit.motors.emulator import ServoChainEmulator
-from robokit.robots.registry import virtual_arm_layout
-from robokit.robots.robot import DEFAULT_CALIBRATION_DIR
+from robokit.robots.registry import virtual_arm_class
+from robokit.robots.robot import DEFAULT_CALIBRATION_DIR, Robot
 
 CAL_RANGE = (1024, 3072)
 """Range of motion written for virtual joints: a quarter turn either side of the middle."""
 
 
 class VirtualArm:
-    def __init__(self, name: str, calibration_id: str | None = None, calibration_dir: str | Path | None = None,
+    def __init__(self, name: str | type, calibration_id: str | None = None, calibration_dir: str | Path | None = None,
                  animate: bool = False, baudrate: int = 1_000_000):
-        self.name = name
-        self.protocol, motors, self.device_class = virtual_arm_layout(name)
-        self.emulator = ServoChainEmulator(self.protocol, motors, baudrate=baudrate).start()
-        self.port = self.emulator.port
-        self.calibration_path: Path | None = None
-        if calibration_id is not None:
-            self.calibration_path = self.write_calibration(calibration_id, calibration_dir)
+        cls = virtual_arm_class(name) if isinstance(name, str) else name
+        self.name, self.device_class = getattr(cls, "name", str(name)), cls
+        self.sides: dict[str, VirtualArm] = {}
         self._stop = threading.Event()
         self._animator = None
+        self.calibration_path: Path | None = None
+        if hasattr(cls, "arm_class"):  # bimanual: one chain per arm, calibrations "<id>_left" / "<id>_right"
+            for side in ("left", "right"):
+                arm_id = None if calibration_id is None else f"{calibration_id}_{side}"
+                self.sides[side] = VirtualArm(cls.arm_class, arm_id, calibration_dir, animate, baudrate)
+            self.emulator, self.port = None, None
+            return
+        self.protocol = cls.bus_class.protocol
+        motors = {motor_id: model for motor_id, model in cls.layout.values()}
+        self.emulator = ServoChainEmulator(self.protocol, motors, baudrate=baudrate).start()
+        self.port = self.emulator.port
+        if calibration_id is not None:
+            self.calibration_path = self.write_calibration(calibration_id, calibration_dir)
         if animate:
             self._animator = threading.Thread(target=self._animate, daemon=True, name=f"animate-{self.port}")
             self._animator.start()
@@ -43,7 +52,7 @@ class VirtualArm:
         """A calibration file matching the emulator's registers (offset 0, range CAL_RANGE)."""
         cls = self.device_class
         base = Path(calibration_dir).expanduser() if calibration_dir else DEFAULT_CALIBRATION_DIR
-        kind = "robots" if cls.__module__.startswith("robokit.robots") and hasattr(cls, "send_action") else "teleoperators"
+        kind = "robots" if issubclass(cls, Robot) else "teleoperators"
         path = base / kind / cls.name / f"{calibration_id}.json"
         calibration = {}
         for motor, (motor_id, _) in cls.layout.items():
@@ -51,7 +60,8 @@ class VirtualArm:
             lo, hi = (0, servo.spec.resolution - 1) if motor in cls.full_turn_motors else CAL_RANGE
             servo._set("Min_Position_Limit", lo)
             servo._set("Max_Position_Limit", hi)
-            calibration[motor] = MotorCalibration(motor_id, 0, 0, lo, hi)
+            drive_mode = int(motor in getattr(cls, "mirrored_motors", ()))
+            calibration[motor] = MotorCalibration(motor_id, drive_mode, 0, lo, hi)
         save_calibration(path, calibration)
         return path
 
@@ -63,9 +73,17 @@ class VirtualArm:
                 if servo.get("Torque_Enable") == 0:
                     servo.set_position(2048 + 600 * math.sin(0.5 * t + k))
 
+    @property
+    def ports(self) -> dict[str, str]:
+        """`{"": port}` for one arm, `{"left": port, "right": port}` for a pair."""
+        return {side: arm.port for side, arm in self.sides.items()} if self.sides else {"": self.port}
+
     def close(self) -> None:
         self._stop.set()
-        self.emulator.close()
+        for arm in self.sides.values():
+            arm.close()
+        if self.emulator is not None:
+            self.emulator.close()
 
     def __enter__(self) -> "VirtualArm":
         return self

@@ -132,3 +132,38 @@ def test_koch_follower_and_leader(tmp_path):
             assert sent["shoulder_lift.pos"] == pytest.approx(-50.0)
             assert wait_for(lambda: arm.emulator.servo(2).get("Goal_Position") == 1536)
             assert set(robot.get_observation()) == {f"{m}.pos" for m in robot.layout}
+
+
+def test_bimanual_so101(tmp_path):
+    with VirtualArm("bi_so101", "bi", tmp_path) as arm:
+        robot = make_robot("bi_so101_follower", left_port=arm.ports["left"], right_port=arm.ports["right"], id="bi",
+                           calibration_dir=str(tmp_path), cameras={"top": CameraConfig("synthetic", width=32, height=24)})
+        assert robot.action_features["left_shoulder_pan.pos"] is float and len(robot.action_features) == 12
+        with robot:
+            obs = robot.get_observation()
+            assert set(obs) == set(robot.observation_features) and obs["top"].shape == (24, 32, 3)
+            sent = robot.send_action({"left_gripper.pos": 100.0, "right_shoulder_pan.pos": -50.0})
+            assert sent == {"left_gripper.pos": 100.0, "right_shoulder_pan.pos": -50.0}
+            assert wait_for(lambda: arm.sides["left"].emulator.servo(6).get("Goal_Position") == 3072)
+            assert wait_for(lambda: arm.sides["right"].emulator.servo(1).get("Goal_Position") == 1536)
+            with pytest.raises(KeyError, match="'left_' or 'right_'"):
+                robot.send_action({"gripper.pos": 1.0})
+
+
+def test_aloha_shadows_follow_and_step_is_clamped(tmp_path):
+    with VirtualArm("aloha", "a", tmp_path) as arm, VirtualArm("aloha_leader", "al", tmp_path) as leader_arm:
+        robot = make_robot("aloha", left_port=arm.ports["left"], right_port=arm.ports["right"], id="a",
+                           calibration_dir=str(tmp_path))
+        leader = make_teleoperator("aloha_leader", left_port=leader_arm.ports["left"],
+                                   right_port=leader_arm.ports["right"], id="al", calibration_dir=str(tmp_path))
+        assert "left_shoulder_shadow.pos" not in robot.action_features and len(robot.action_features) == 14
+        with robot, leader:
+            leader_arm.sides["right"].emulator.servo(2).set_position(2560)  # right shoulder to +50
+            action = leader.get_action()
+            assert action["right_shoulder.pos"] == pytest.approx(50.0) and set(action) == set(robot.action_features)
+            sent = robot.send_action(action)
+            assert sent["right_shoulder.pos"] == pytest.approx(5.0, abs=0.1)  # ALOHA's default 5-unit clamp
+            right = arm.sides["right"].emulator
+            # the shadow gets the mirrored goal: +5 on the primary is -5 (2048 - 51 steps) on the shadow
+            assert wait_for(lambda: right.servo(3).get("Goal_Position") == 2048 - 51)
+            assert right.servo(2).get("Goal_Position") == 2048 + 51
