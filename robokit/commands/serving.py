@@ -147,8 +147,7 @@ def run_policy_config(cfg: RunPolicyConfig):
             stats = client.run(max_steps=cfg.max_steps, duration_s=cfg.duration_s,
                                until=(lambda c: False) if cfg.max_steps is None and cfg.duration_s is None else None)
         except KeyboardInterrupt:
-            stats = client.stats
-            stats.elapsed_s = client.clock.now() - (client._start or client.clock.now())
+            stats = client.stats  # run() filled in elapsed_s on the way out
     if cfg.stats_json:
         cfg.stats_json.parent.mkdir(parents=True, exist_ok=True)
         cfg.stats_json.write_text(json.dumps(stats.summary(), indent=2) + "\n")

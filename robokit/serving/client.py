@@ -209,7 +209,8 @@ class RobotClient:
         finally:
             if bar is not None:
                 bar.close()
-            self.stats.elapsed_s = self.clock.now() - (self._start or self.clock.now())
+            now = self.clock.now()
+            self.stats.elapsed_s = now - (self._start if self._start is not None else now)
         return self.stats
 
     def reset(self) -> None:
