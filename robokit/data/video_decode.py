@@ -316,6 +316,27 @@ class _TorchCodecReader:
 # --------------------------------------------------------------------------- per-process cache
 
 
+class _Entry:
+    """An open reader with the lock that serializes its use; ``closed`` once evicted."""
+
+    __slots__ = ("closed", "lock", "reader")
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:  # waits for a thread that is decoding with it
+            if self.closed:
+                return
+            self.closed = True
+            try:
+                self.reader.close()
+            except Exception:
+                logger.debug("closing the decoder of %s failed", self.reader.path, exc_info=True)
+
+
 class _ReaderCache:
     """LRU of open readers; forgotten (not shared) in a forked child."""
 
@@ -323,17 +344,18 @@ class _ReaderCache:
         self.capacity = capacity
         self.pid = os.getpid()
         self.lock = threading.Lock()
-        self.readers: OrderedDict = OrderedDict()
+        self.entries: OrderedDict = OrderedDict()
+        self._orphans: list = []
 
     def drop_inherited(self) -> None:
         # The child's copies of the parent's handles share file offsets with the parent: never use
-        # them. Dropping without closing leaves the parent's FFmpeg state untouched.
-        self._orphans = list(self.readers.values())
-        self.readers = OrderedDict()
+        # them. Keeping them referenced (not closed) leaves the parent's FFmpeg state untouched.
+        self._orphans.extend(self.entries.values())
+        self.entries = OrderedDict()
         self.lock = threading.Lock()
         self.pid = os.getpid()
 
-    def get(self, backend: str, path: str):
+    def get(self, backend: str, path: str) -> _Entry:
         if os.getpid() != self.pid:
             self.drop_inherited()
         try:
@@ -345,40 +367,40 @@ class _ReaderCache:
         # A file replaced by append_video (os.replace) is a new inode: reopen it.
         key = (backend, path, st.st_ino, st.st_size, st.st_mtime_ns)
         with self.lock:
-            entry = self.readers.pop(key, None)
+            entry = self.entries.pop(key, None)
             if entry is not None:
-                self.readers[key] = entry
+                self.entries[key] = entry
                 return entry
-        reader = _PyAVReader(path) if backend == "pyav" else _TorchCodecReader(path)
-        entry = (reader, threading.Lock())
+        # Open outside the lock: other threads keep decoding other files meanwhile.
+        entry = _Entry(_PyAVReader(path) if backend == "pyav" else _TorchCodecReader(path))
+        to_close = []
         with self.lock:
-            stale = [k for k in self.readers if k[:2] == key[:2]]
-            for k in stale:
-                self._close(self.readers.pop(k))
-            self.readers[key] = entry
-            while len(self.readers) > self.capacity:
-                self._close(self.readers.popitem(last=False)[1])
+            raced = self.entries.get(key)
+            if raced is not None:  # another thread opened the same file meanwhile: use its reader
+                to_close.append(entry)
+                entry = raced
+            else:
+                to_close += [self.entries.pop(k) for k in list(self.entries) if k[:2] == key[:2]]
+                self.entries[key] = entry
+                while len(self.entries) > self.capacity:
+                    to_close.append(self.entries.popitem(last=False)[1])
+        for old in to_close:
+            old.close()
         return entry
 
-    def discard(self, reader) -> None:
+    def discard(self, entry: _Entry) -> None:
         with self.lock:
-            for k, (r, _) in list(self.readers.items()):
-                if r is reader:
-                    del self.readers[k]
-                    self._close((r, None))
-
-    @staticmethod
-    def _close(entry) -> None:
-        try:
-            entry[0].close()
-        except Exception:  # closing a broken decoder must not hide the error being reported
-            logger.debug("closing decoder failed", exc_info=True)
+            for k, e in list(self.entries.items()):
+                if e is entry:
+                    del self.entries[k]
+        entry.close()
 
     def clear(self) -> None:
         with self.lock:
-            for entry in self.readers.values():
-                self._close(entry)
-            self.readers.clear()
+            entries = list(self.entries.values())
+            self.entries.clear()
+        for entry in entries:
+            entry.close()
 
 
 _cache = _ReaderCache(MAX_OPEN_DECODERS)
@@ -392,6 +414,27 @@ def clear_decoder_cache() -> None:
 
 
 # --------------------------------------------------------------------------- public entry point
+
+
+def _read_frames(backend: str, path: str, times: list[float], tolerance_s: float) -> torch.Tensor:
+    """(N, 3, H, W) frames at ascending distinct ``times`` with the cached reader of ``path``."""
+    while True:
+        entry = _cache.get(backend, path)
+        if not times:
+            return torch.empty((0, 3, entry.reader.height, entry.reader.width), dtype=torch.uint8)
+        with entry.lock:
+            if entry.closed:
+                continue  # evicted by another thread between lookup and use: look up again
+            try:
+                if backend == "torchcodec":
+                    return entry.reader.read(times, tolerance_s)
+                rgb = entry.reader.read(times, tolerance_s)
+                nhwc = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)
+                return torch.from_numpy(nhwc).permute(0, 3, 1, 2)
+            except VideoDecodeError as exc:
+                error = exc
+        _cache.discard(entry)  # its state is unknown after a decoding failure
+        raise error
 
 
 def decode_frames(
@@ -422,21 +465,7 @@ def decode_frames(
             f"decode_frames ({path}): timestamps must be finite numbers, got {requested.tolist()}"
         )
     unique, inverse = np.unique(requested, return_inverse=True)
-    reader, lock = _cache.get(backend, path)
-    if len(unique) == 0:
-        return torch.empty((0, 3, reader.height, reader.width), dtype=torch.uint8)
-    times = unique.tolist()
-    with lock:
-        try:
-            if backend == "pyav":
-                rgb = reader.read(times, tolerance_s)
-                nhwc = rgb[0][None] if len(rgb) == 1 else np.stack(rgb)
-                frames = torch.from_numpy(nhwc).permute(0, 3, 1, 2)
-            else:
-                frames = reader.read(times, tolerance_s)
-        except VideoDecodeError:
-            _cache.discard(reader)
-            raise
+    frames = _read_frames(backend, path, unique.tolist(), tolerance_s)
     if len(unique) != len(requested) or not np.array_equal(inverse, np.arange(len(unique))):
         frames = frames[torch.from_numpy(inverse.reshape(-1))]
     # (N, H, W, 3) memory seen as (N, 3, H, W): a permuted view (channels-last strides), as torchcodec

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -372,6 +373,32 @@ def test_replaced_file_is_reopened(tmp_path):
     assert decode_frames(out, [from_ts + 3 / 30]).shape == (1, 3, 64, 96)
 
 
+def test_threads_share_the_cache_safely(tmp_path, monkeypatch):
+    # Capacity 1 with two files: threads keep evicting (closing) readers another thread may hold.
+    monkeypatch.setattr(video_decode._cache, "capacity", 1)
+    paths = [encode(tmp_path / f"v{k}.mp4", make_frames(16, seed=k)) for k in range(2)]
+    reference = [decode_frames(p, [i / 30 for i in range(16)], backend="pyav") for p in paths]
+    errors = []
+
+    def worker(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        try:
+            for _ in range(25):
+                k = int(rng.integers(2))
+                idx = rng.integers(0, 16, size=2)
+                got = decode_frames(paths[k], [i / 30 for i in idx], backend="pyav")
+                assert torch.equal(got, reference[k][torch.from_numpy(idx)])
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 class _FrameDataset(torch.utils.data.Dataset):
     def __init__(self, path: Path, n: int, backend: str):
         self.path, self.n, self.backend = path, n, backend
@@ -404,14 +431,14 @@ def test_fork_drops_inherited_decoders(tmp_path):
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: the parent's handles are gone before any use
-        ok = len(video_decode._cache.readers) == 0
+        ok = len(video_decode._cache.entries) == 0
         ok = ok and decode_frames(path, [2 / 30], backend="pyav").shape == (1, 3, 64, 96)
         os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.close(write)
     assert os.read(read, 1) == b"1"
     os.waitpid(pid, 0)
-    assert len(video_decode._cache.readers) == 1
+    assert len(video_decode._cache.entries) == 1
 
 
 def test_copied_fixture_tree_is_not_needed(tmp_path):
