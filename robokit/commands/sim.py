@@ -30,6 +30,8 @@ class DemosConfig:
     """Stop after this many attempts (default: 2 * episodes + 10)."""
     video_codec: str = "av1"
     """Codec of the dataset videos: av1, h264 or hevc."""
+    image_size: tuple[int, int] | None = None
+    """(height, width) of recorded images (default: the env's)."""
 
 
 @dataclass
@@ -54,6 +56,8 @@ class EvalConfig:
     """No shadows or multisampling in MuJoCo images."""
     device: str = "cpu"
     """Torch device of a learned policy."""
+    image_size: tuple[int, int] | None = None
+    """(height, width) of camera images (default: the env's)."""
 
 
 def demos_main(argv: list[str]) -> int:
@@ -62,7 +66,8 @@ def demos_main(argv: list[str]) -> int:
 
     cfg = parse(DemosConfig, argv, prog="robokit demos")
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
-                           keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec)
+                           keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
+                           image_size=cfg.image_size)
     print(summary.line())
     return 0 if summary.saved_episodes >= cfg.episodes else 1
 
@@ -97,8 +102,6 @@ class _PerEnvExperts:
         from robokit.envs.experts import make_expert
 
         self._experts = {name: make_expert(name) for name in names}
-        self._order = list(names)
-        self._current = None
 
     def for_env(self, name: str):
         return self._experts[name]
@@ -114,7 +117,7 @@ def eval_main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)
     kwargs = dict(n_episodes=cfg.episodes, batch_size=cfg.batch_size, seed=cfg.seed, videos_dir=out / "videos",
-                  max_videos=cfg.max_videos, fast_render=cfg.fast_render)
+                  max_videos=cfg.max_videos, fast_render=cfg.fast_render, image_size=cfg.image_size)
     if isinstance(policy, _PerEnvExperts):
         per_env = {name: evaluate(policy.for_env(name), name, **kwargs) for name in expand_env_name(cfg.env)}
         episodes = [{**e, "env": n} for n, r in per_env.items() for e in r["per_episode"]]

@@ -95,12 +95,14 @@ def _aggregate(episodes: list[dict], elapsed: float) -> dict[str, float]:
 
 
 def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed: int, videos_dir: Path | None,
-                  max_videos: int, fast_render: bool, progress: bool) -> dict[str, Any]:
+                  max_videos: int, fast_render: bool, progress: bool, image_size=None,
+                  max_episode_steps: int | None = None) -> dict[str, Any]:
     from robokit.envs.registry import make_env
 
     torch_policy = _is_torch_policy(policy)
     batch_size = min(batch_size, n_episodes)
-    env = make_env(env_name, n_envs=batch_size, fast_render=fast_render)
+    env = make_env(env_name, n_envs=batch_size, fast_render=fast_render, image_size=image_size,
+                   max_episode_steps=max_episode_steps)
     camera_key = f"observation.images.{env.cameras[0]}" if env.cameras else None
     if max_videos and camera_key is None:
         logger.warning("evaluate: %s renders no camera, so no videos are written", env_name)
@@ -164,7 +166,8 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
 
 def evaluate(policy, env_name: str, n_episodes: int = 10, batch_size: int = 1, seed: int = 0,
              videos_dir: str | Path | None = None, max_videos: int = 0, fast_render: bool = True,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, image_size: tuple[int, int] | None = None,
+             max_episode_steps: int | None = None) -> dict[str, Any]:
     """Roll `policy` out for `n_episodes` per env of `env_name`; returns per-episode and aggregate results.
 
     Args:
@@ -177,6 +180,8 @@ def evaluate(policy, env_name: str, n_episodes: int = 10, batch_size: int = 1, s
         max_videos: number of episodes (per env) to save as videos.
         fast_render: no shadows or multisampling in MuJoCo images.
         progress: show a progress bar.
+        image_size: (height, width) of camera images (default: the env's; a policy expects its training size).
+        max_episode_steps: time limit per episode (default: the env's).
     """
     from robokit.envs.registry import expand_env_name
 
@@ -193,7 +198,8 @@ def evaluate(policy, env_name: str, n_episodes: int = 10, batch_size: int = 1, s
         policy.eval()
     names = expand_env_name(env_name)
     results = {name: _evaluate_one(policy, name, n_episodes, batch_size, seed, None if videos_dir is None else Path(videos_dir),
-                                   max_videos, fast_render, progress) for name in names}
+                                   max_videos, fast_render, progress, image_size, max_episode_steps)
+               for name in names}
     config = {"n_episodes": n_episodes, "batch_size": batch_size, "seed": seed}
     if len(names) == 1:
         return {**results[names[0]], **config}
