@@ -8,17 +8,21 @@ Encode: images/s of one encoder fed as fast as it takes frames (synchronous, thi
 codec / preset, on smooth synthetic images and on a textured image moving across the view; then
 two StreamingVideoEncoders in background threads (two cameras), reported as dataset frames/s
 (one frame = one image per camera). Each figure is the best of --repeats runs: the machine is
-shared, the best run is the least disturbed one.
+shared, the best run is the least disturbed one. "cpu ms/img" is the process CPU time (all threads)
+per image, least of the runs: it varies less with other load than wall time, and 2000 / it is the
+images/s that two idle cores could reach.
 
 Decode: frames/s through decode_frames per backend: sequential (one frame per call, in order,
 as a DataLoader without shuffling asks), a whole episode in one call, and random access (one
-random frame per call).
+random frame per call, as a shuffled DataLoader asks; with its cpu ms/frame).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import resource
 import tempfile
 import threading
 import time
@@ -28,6 +32,11 @@ from pathlib import Path
 import numpy as np
 
 H, W, FPS = 480, 640, 30
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def smooth_frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -59,8 +68,8 @@ def textured_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     return [np.ascontiguousarray(tex[i : i + H, 2 * i : 2 * i + W]) for i in range(n)]
 
 
-def encode_sync(frames, path: Path, codec: str, preset) -> float:
-    """images/s of one synchronous encoder (conversion + encoding + muxing), robokit's options
+def encode_sync(frames, path: Path, codec: str, preset) -> tuple[float, float]:
+    """(images/s, cpu ms/img) of one synchronous encoder (conversion + encoding + muxing), robokit's options
     (for av1 that includes lp=1: one thread, as each camera's encoder runs)."""
     import av
 
@@ -72,7 +81,7 @@ def encode_sync(frames, path: Path, codec: str, preset) -> float:
     stream = container.add_stream(ENCODERS[codec], rate=FPS, options=options)
     stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
     stream.codec_context.time_base = Fraction(1, FPS)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     for i, f in enumerate(frames):
         vf = av.VideoFrame.from_ndarray(f, format="rgb24")
         vf.pts = i
@@ -81,12 +90,12 @@ def encode_sync(frames, path: Path, codec: str, preset) -> float:
     for p in stream.encode(None):
         container.mux(p)
     container.close()
-    return len(frames) / (time.perf_counter() - t0)
+    return len(frames) / (time.perf_counter() - t0), (_cpu_s() - c0) * 1e3 / len(frames)
 
 
-def encode_two_cameras(frames, folder: Path, codec: str, preset, options=None) -> tuple[float, float]:
-    """Dataset frames/s with two StreamingVideoEncoders (one per camera), and the main thread's
-    worst add_frame call in ms (with frames fed as fast as possible, this is back-pressure)."""
+def encode_two_cameras(frames, folder: Path, codec: str, preset, options=None) -> tuple[float, float, float]:
+    """Dataset frames/s with two StreamingVideoEncoders (one per camera), cpu ms/img, and the main
+    thread's worst add_frame call in ms (frames are fed as fast as they go: this is back-pressure)."""
     from robokit.data.video_encode import StreamingVideoEncoder
 
     encs = [
@@ -94,7 +103,7 @@ def encode_two_cameras(frames, folder: Path, codec: str, preset, options=None) -
         for k in range(2)
     ]
     worst = 0.0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     for f in frames:
         for e in encs:
             a = time.perf_counter()
@@ -102,7 +111,8 @@ def encode_two_cameras(frames, folder: Path, codec: str, preset, options=None) -
             worst = max(worst, time.perf_counter() - a)
     for e in encs:
         e.close()
-    return len(frames) / (time.perf_counter() - t0), worst * 1e3
+    cpu_ms = (_cpu_s() - c0) * 1e3 / (2 * len(frames))
+    return len(frames) / (time.perf_counter() - t0), cpu_ms, worst * 1e3
 
 
 def bench_encode(args, tmp: Path) -> None:
@@ -111,22 +121,25 @@ def bench_encode(args, tmp: Path) -> None:
     cases = [("av1", p) for p in (8, 10, 11, 12)] + [("h264", p) for p in ("ultrafast", "veryfast", "medium")]
     cases += [("hevc", p) for p in ("ultrafast", "veryfast")]
     print(f"\n== encode {W}x{H}, crf 30, GOP 2, yuv420p, {args.frames} frames; best of {args.repeats} ==")
-    print(f"{'codec':6} {'preset':10} {'content':9} {'images/s':>9} {'KB/frame':>9}")
+    print(f"{'codec':6} {'preset':10} {'content':9} {'images/s':>9} {'cpu ms/img':>11} {'KB/frame':>9}")
     for codec, preset in cases:
         for name, frames in contents.items():
             path = tmp / f"enc_{codec}_{preset}_{name}.mp4"
-            best = max(encode_sync(frames, path, codec, preset) for _ in range(args.repeats))
+            runs = [encode_sync(frames, path, codec, preset) for _ in range(args.repeats)]
+            best, cpu = max(r[0] for r in runs), min(r[1] for r in runs)
             kb = path.stat().st_size / 1024 / len(frames)
-            print(f"{codec:6} {preset!s:10} {name:9} {best:9.1f} {kb:9.1f}", flush=True)
+            print(f"{codec:6} {preset!s:10} {name:9} {best:9.1f} {cpu:11.2f} {kb:9.1f}", flush=True)
     print("\n== two cameras, StreamingVideoEncoder in background threads (default preset) ==")
-    print(f"{'codec':20} {'content':9} {'dataset frames/s':>17} {'images/s':>9} {'worst add_frame ms':>19}")
+    header = f"{'codec':12} {'content':9} {'dataset frames/s':>17} {'images/s':>9} {'cpu ms/img':>11}"
+    print(header + f" {'worst add_frame ms':>19}")
     variants = [("av1", None, "av1"), ("av1", {"svtav1-params": "lp=0"}, "av1 lp=auto")]
     variants.append(("h264", None, "h264"))
     for codec, options, label in variants:
         for name, frames in contents.items():
             runs = [encode_two_cameras(frames, tmp, codec, None, options) for _ in range(args.repeats)]
-            fps, worst = max(runs)
-            print(f"{label:20} {name:9} {fps:17.1f} {2 * fps:9.1f} {worst:19.1f}", flush=True)
+            fps, _, worst = max(runs)
+            cpu = min(r[1] for r in runs)
+            print(f"{label:12} {name:9} {fps:17.1f} {2 * fps:9.1f} {cpu:11.2f} {worst:19.1f}", flush=True)
 
 
 def bench_decode(args, tmp: Path) -> None:
@@ -136,7 +149,7 @@ def bench_decode(args, tmp: Path) -> None:
     backends = ["pyav"] + (["torchcodec"] if torchcodec_available()[0] else [])
     n = args.frames
     print(f"\n== decode {W}x{H} av1 (default encoder settings), {n} frames; frames/s, best of {args.repeats}")
-    print(f"{'backend':11} {'content':9} {'sequential':>11} {'one call':>9} {'random':>9}")
+    print(f"{'backend':11} {'content':9} {'sequential':>11} {'one call':>9} {'random':>9} {'cpu ms/frame':>13}")
     for name, frames in {"smooth": smooth_frames(n), "textured": textured_frames(n)}.items():
         path = tmp / f"dec_{name}.mp4"
         with StreamingVideoEncoder(path, FPS) as enc:
@@ -146,25 +159,26 @@ def bench_decode(args, tmp: Path) -> None:
         rnd = random.Random(0)
         random_times = [rnd.choice(times) for _ in range(min(n, 150))]
         for backend in backends:
-            seq = max(_decode_rate(path, times, backend, True) for _ in range(args.repeats))
-            one = max(_decode_rate(path, times, backend, False) for _ in range(args.repeats))
-            ran = max(_decode_rate(path, random_times, backend, True) for _ in range(args.repeats))
-            print(f"{backend:11} {name:9} {seq:11.1f} {one:9.1f} {ran:9.1f}", flush=True)
+            seq = max(_decode_rate(path, times, backend, True)[0] for _ in range(args.repeats))
+            one = max(_decode_rate(path, times, backend, False)[0] for _ in range(args.repeats))
+            runs = [_decode_rate(path, random_times, backend, True) for _ in range(args.repeats)]
+            ran, cpu = max(r[0] for r in runs), min(r[1] for r in runs)
+            print(f"{backend:11} {name:9} {seq:11.1f} {one:9.1f} {ran:9.1f} {cpu:13.2f}", flush=True)
 
 
-def _decode_rate(path: Path, times: list[float], backend: str, per_call: bool) -> float:
-    """frames/s of decode_frames: one frame per call or all in one call (file opened beforehand)."""
+def _decode_rate(path: Path, times: list[float], backend: str, per_call: bool) -> tuple[float, float]:
+    """(frames/s, cpu ms/frame) of decode_frames: one frame per call or all in one call."""
     from robokit.data.video_decode import clear_decoder_cache, decode_frames
 
     clear_decoder_cache()
-    decode_frames(path, [0.0], backend=backend)
-    t0 = time.perf_counter()
+    decode_frames(path, [0.0], backend=backend)  # open the file outside the timing
+    t0, c0 = time.perf_counter(), _cpu_s()
     if per_call:
         for t in times:
             decode_frames(path, [t], backend=backend)
     else:
         decode_frames(path, times, backend=backend)
-    return len(times) / (time.perf_counter() - t0)
+    return len(times) / (time.perf_counter() - t0), (_cpu_s() - c0) * 1e3 / len(times)
 
 
 def main() -> None:
@@ -174,11 +188,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per figure (best is kept)")
     args = parser.parse_args()
     threading.current_thread().name = "bench"
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as d:
         if args.only in (None, "encode"):
             bench_encode(args, Path(d))
         if args.only in (None, "decode"):
             bench_decode(args, Path(d))
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
