@@ -29,11 +29,14 @@ logger = logging.getLogger(__name__)
 ENCODERS = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}
 _ENCODER_ALIASES = {encoder: short for short, encoder in ENCODERS.items()}
 
-# SVT-AV1 presets run 0 (slowest, best) .. 13; SVT-AV1 4.x maps 12 and 13 to 11 unless in
-# real-time mode, and its real-time mode (rtc=1, low-delay prediction) measured slower here at
-# GOP 2. 11 is therefore the fastest random-access preset; at GOP 2 the size cost against
-# preset 8 is small (every other frame is a keyframe). LeRobot passes 12, which SVT-AV1 4.x
-# runs as 11: same speed, same files. Figures: benchmarks/bench_video.py.
+# SVT-AV1 presets run 0 (slowest, best) .. 13; SVT-AV1 4.x (bundled with PyAV 18) maps 12 and 13
+# to 11 unless in real-time mode, and real-time mode (rtc=1, low-delay prediction) measured slower
+# and larger here at GOP 2. 11 is therefore the fastest preset: ~9 ms CPU per smooth 480x640
+# image and ~20 ms per textured one, against ~16 / ~51 ms for preset 8, at the same size (every
+# other frame is a keyframe at GOP 2). LeRobot passes 12, which SVT-AV1 4.x runs as 11: same
+# speed, same files. x264 "veryfast" is ~2x faster than its default "medium" for <10% more bytes;
+# x265 is slow at GOP 2 whatever the preset, "ultrafast" is the only one near real time.
+# Figures: benchmarks/bench_video.py.
 DEFAULT_PRESETS: dict[str, int | str] = {"av1": 11, "h264": "veryfast", "hevc": "ultrafast"}
 DEFAULT_QUEUE_FRAMES = 90
 """Frames a StreamingVideoEncoder buffers before add_frame blocks (3 s at 30 fps; 83 MB at 480x640)."""
