@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,11 +126,12 @@ class InferenceEngine:
         device = self.policy.device if hasattr(self.policy, "device") else torch.device("cpu")
         out: dict[str, Any] = {}
         for name in self.images:
-            array = obs.tensors[name]
-            if not array.flags.writeable or not array.flags.c_contiguous:  # a view of the message's bytes
-                array = np.array(array, order="C")
-            frame = torch.from_numpy(array).to(device)
-            out[name] = frame.permute(2, 0, 1).unsqueeze(0).to(torch.float32).div_(255.0)  # (H, W, C) -> (1, C, H, W)
+            with warnings.catch_warnings():  # a read-only view of the message's bytes; it is only read here
+                warnings.simplefilter("ignore", UserWarning)
+                frame = torch.from_numpy(np.ascontiguousarray(obs.tensors[name])).to(device)
+            # (H, W, C) -> (1, C, H, W). contiguous() before the float conversion: converting the
+            # permuted view directly is ~30x slower on CPU (a strided, channels-last float copy).
+            out[name] = frame.permute(2, 0, 1).contiguous().unsqueeze(0).to(torch.float32).div_(255.0)
         for name in self.vectors:
             out[name] = torch.from_numpy(np.asarray(obs.tensors[name], dtype=np.float32).copy()).to(device).unsqueeze(0)
         if obs.task:
