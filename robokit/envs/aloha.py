@@ -14,12 +14,15 @@ Action: (14,) absolute joint targets in the same layout as the state.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from robokit.envs.rendering import MujocoCamera, configure_headless_gl
+
+logger = logging.getLogger(__name__)
 
 FPS = 50
 """Control rate: gym-aloha's control timestep is 0.02 s."""
@@ -142,13 +145,23 @@ class AlohaEnv(gym.Env):
         # gym-aloha's tasks read the initial object poses from this module-level slot at reset.
         sim.BOX_POSE[0] = sample_object_poses(self.name, self.np_random)
         timestep = self._env.reset()
+        self._last_raw = timestep.observation
         return self._observation(timestep.observation), {"is_success": False}
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (14,):
             raise ValueError(f"AlohaEnv.step: action has shape {action.shape}, expected (14,)")
-        timestep = self._env.step(action)
+        from dm_control.rl.control import PhysicsError
+
+        try:
+            timestep = self._env.step(action)
+        except PhysicsError as err:
+            # Wild actions (e.g. random joint targets across the whole range) can blow the
+            # simulation up; end the episode there instead of crashing a batch of rollouts.
+            logger.warning("AlohaEnv(%s): unstable physics (%s); episode truncated", self.name, err)
+            return self._observation(self._last_raw), 0.0, False, True, {"is_success": False, "physics_error": True}
+        self._last_raw = timestep.observation
         reward = float(timestep.reward or 0.0)
         success = reward >= self.max_reward
         return self._observation(timestep.observation), reward, success, False, {"is_success": success}
