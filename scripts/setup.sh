@@ -5,9 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# ffmpeg: torchcodec's decoding libraries. libegl1/libgl1-mesa-dri/libosmesa6: headless MuJoCo
-# rendering. python3-venv: the virtual environment on Debian.
-APT_PACKAGES=(ffmpeg libegl1 libgl1-mesa-dri libosmesa6 python3-venv)
+# ffmpeg: torchcodec's decoding libraries. libegl1/libgl1/libgl1-mesa-dri (EGL) and libosmesa6
+# (fallback): headless MuJoCo rendering. python3-venv: the virtual environment on Debian.
+APT_PACKAGES=(ffmpeg libegl1 libgl1 libgl1-mesa-dri libosmesa6 python3-venv)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -32,5 +32,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing robokit[all] into .venv (torch pinned by constraints.txt)"
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -c constraints.txt -e ".[all]"
+  # gym-pusht pins opencv-python<5, which would replace opencv-python-headless: install it without
+  # its dependencies (the sim extra lists them).
+  .venv/bin/pip install -q -c constraints.txt --no-deps gym-pusht==0.1.8
   echo "$want" > "$stamp"
 fi
