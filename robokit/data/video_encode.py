@@ -323,7 +323,7 @@ def append_video(current: Path | None, part: Path, out: Path) -> float:
             for src in sources:
                 with _open_input(av, src) as container:
                     stream = container.streams.video[0]
-                    params = _stream_params(stream)
+                    params = stream_params(stream)
                     if out_stream is None:
                         out_stream = output.add_stream_from_template(stream, opaque=True)
                         reference = (src, params)
@@ -349,7 +349,8 @@ def _open_input(av, path: Path):
     return container
 
 
-def _stream_params(stream) -> dict:
+def stream_params(stream) -> dict:
+    """What must match for two streams' packets to be concatenated without re-encoding."""
     cc = stream.codec_context
     return {
         "codec": cc.codec.canonical_name,

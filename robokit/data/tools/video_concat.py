@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from robokit.data.video_encode import stream_params
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,18 +46,6 @@ class Segment:
     @property
     def num_frames(self) -> int:
         return len(self.packets)
-
-
-def stream_params(stream) -> dict:
-    cc = stream.codec_context
-    return {
-        "codec": cc.codec.canonical_name,
-        "width": cc.width,
-        "height": cc.height,
-        "pix_fmt": cc.pix_fmt,
-        "time_base": stream.time_base,
-        "extradata": bytes(cc.extradata or b""),
-    }
 
 
 def read_segment(path: Path, from_s: float = 0.0, to_s: float | None = None, fps: int | None = None) -> Segment:
