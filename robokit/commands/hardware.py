@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RobotArgs:
     type: str = "so101_follower"
-    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower."""
+    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower, bi_so101_follower, aloha, lekiwi, lekiwi_client."""
     port: str = ""
     """Servo bus port (`robokit find-port`; `robokit virtual-arm` prints one)."""
     id: str = "default"
@@ -38,6 +38,12 @@ class RobotArgs:
     """Largest step per command and joint (normalized units); None: no clamp."""
     use_degrees: bool = False
     """Joints in degrees instead of -100..100."""
+    left_port: str = ""
+    """Bimanual robots: port of the left arm."""
+    right_port: str = ""
+    """Bimanual robots: port of the right arm."""
+    remote_ip: str = "127.0.0.1"
+    """lekiwi_client: address of the robot running `robokit lekiwi-host`."""
 
     def build(self):
         from robokit.cameras import parse_camera_specs
@@ -52,7 +58,7 @@ class RobotArgs:
 @dataclass
 class TeleopArgs:
     type: str = "so101_leader"
-    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader."""
+    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader, bi_so101_leader, aloha_leader, lekiwi_leader, keyboard, gamepad."""
     port: str = ""
     """Servo bus port of the leader arm."""
     id: str = "default"
@@ -61,6 +67,10 @@ class TeleopArgs:
     """Calibration folder (default ~/.cache/robokit/calibration)."""
     use_degrees: bool = False
     """Joints in degrees instead of -100..100 (match the robot)."""
+    left_port: str = ""
+    """Bimanual leaders: port of the left arm."""
+    right_port: str = ""
+    """Bimanual leaders: port of the right arm."""
 
     def build(self):
         from robokit.robots.registry import teleoperator_class
@@ -375,4 +385,39 @@ def replay(argv: list[str]) -> int:
         print(f"replayed {len(sent)} actions; {timer.report()}")
     except KeyboardInterrupt:
         return 130
+    return 0
+
+
+# -- lekiwi-host -------------------------------------------------------------------------------------------
+@dataclass
+class LeKiwiHostConfig:
+    robot: RobotArgs = field(default_factory=lambda: RobotArgs(type="lekiwi"))
+    port_commands: int = 5555
+    """TCP port receiving commands."""
+    port_observations: int = 5556
+    """TCP port publishing observations."""
+    fps: int = 30
+    """Observation rate."""
+    watchdog_s: float = 0.5
+    """Stop the base when no command arrived for this long."""
+    duration_s: float | None = None
+    """Stop after this many seconds (default: until Ctrl-C)."""
+
+
+def lekiwi_host(argv: list[str]) -> int:
+    from robokit.robots.lekiwi_remote import LeKiwiHost
+
+    cfg = parse(LeKiwiHostConfig, argv, prog="robokit lekiwi-host", description="Serve a LeKiwi robot to a LeKiwiClient over ZeroMQ.")
+    _terminate_as_interrupt()
+    robot = cfg.robot.build()
+    try:
+        with robot:
+            host = LeKiwiHost(robot, cfg.port_commands, cfg.port_observations, cfg.fps, cfg.watchdog_s)
+            print(f"LeKiwi host: commands on :{cfg.port_commands}, observations on :{cfg.port_observations}", flush=True)
+            try:
+                host.serve(cfg.duration_s)
+            finally:
+                host.close()
+    except KeyboardInterrupt:
+        pass
     return 0

@@ -166,6 +166,11 @@ class VirtualServo:
 
     def step(self, dt: float) -> None:
         """Advance the shaft toward the goal for `dt` seconds (only with torque on)."""
+        if self.protocol == "feetech" and self.get("Operating_Mode") == 1:  # wheel (velocity) mode
+            velocity = self.get("Goal_Velocity", signed=True) if self.get("Torque_Enable") == 1 else 0
+            self.position = (self.position + velocity * dt) % self.spec.resolution
+            self._set("Present_Velocity", (-velocity | 1 << 15) if velocity < 0 else velocity)
+            return
         if self.get("Torque_Enable") == 1:
             target = self._goal_shaft()
             delta = target - self.position

@@ -58,10 +58,14 @@ class MotorsBus(abc.ABC):
     """0: the SDK's own packet timeout."""
 
     def __init__(self, port: str, motors: dict[str, Motor], calibration: dict[str, MotorCalibration] | None = None,
-                 num_retry: int = 3, baudrate: int = 1_000_000, extra_timeout_ms: float = 20.0):
+                 num_retry: int = 3, baudrate: int = 1_000_000, extra_timeout_ms: float | None = None):
         self.port = port
+        if extra_timeout_ms is None:
+            # the SDKs' timeouts assume a dedicated USB adapter; an emulator behind a pty shares the
+            # host's CPU with everything else, so its replies can be late by a scheduler slice or two
+            extra_timeout_ms = 100.0 if port.startswith("/dev/pts/") else 20.0
         self.extra_timeout_ms = extra_timeout_ms
-        """Added to the SDK's reply timeout (it assumes a dedicated USB adapter; a busy host or a pty needs slack)."""
+        """Added to the SDK's reply timeout."""
         self.motors = dict(motors)
         self.calibration = dict(calibration or {})
         self.num_retry = num_retry

@@ -13,6 +13,8 @@ ROBOTS: dict[str, str] = {
     "bi_so101_follower": "robokit.robots.bimanual:BimanualSO101Follower",
     "viperx": "robokit.robots.aloha:ViperXFollower",
     "aloha": "robokit.robots.aloha:AlohaFollower",
+    "lekiwi": "robokit.robots.lekiwi:LeKiwi",
+    "lekiwi_client": "robokit.robots.lekiwi_remote:LeKiwiClient",
 }
 TELEOPERATORS: dict[str, str] = {
     "so101_leader": "robokit.robots.so101:SO101Leader",
@@ -22,13 +24,16 @@ TELEOPERATORS: dict[str, str] = {
     "bi_so101_leader": "robokit.robots.bimanual:BimanualSO101Leader",
     "widowx": "robokit.robots.aloha:WidowXLeader",
     "aloha_leader": "robokit.robots.aloha:AlohaLeader",
+    "lekiwi_leader": "robokit.teleoperators.lekiwi_leader:LeKiwiLeader",
+    "keyboard": "robokit.teleoperators.keyboard:KeyboardTeleop",
+    "gamepad": "robokit.teleoperators.keyboard:GamepadTeleop",
 }
 # virtual-arm name -> the device type whose servo layout is emulated
 VIRTUAL_ARMS: dict[str, str] = {
     "so101": "so101_follower", "so101_leader": "so101_leader", "so100": "so100_follower",
     "so100_leader": "so100_leader", "moss": "moss_follower", "koch": "koch_follower", "koch_leader": "koch_leader",
     "bi_so101": "bi_so101_follower", "bi_so101_leader": "bi_so101_leader", "viperx": "viperx", "widowx": "widowx",
-    "aloha": "aloha", "aloha_leader": "aloha_leader",
+    "aloha": "aloha", "aloha_leader": "aloha_leader", "lekiwi": "lekiwi",
 }
 
 

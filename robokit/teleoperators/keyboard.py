@@ -1,0 +1,164 @@
+"""Keyboard and gamepad teleoperators (input libraries are imported only on connect()).
+
+`KeyboardTeleop` turns held keys into base velocities (LeKiwi) or end-effector deltas:
+
+    base:  w/s forward/back (x.vel), a/d left/right (y.vel), z/x turn left/right (theta.vel),
+           r/f faster/slower
+    ee:    arrows x/y, shift/ctrl z, o/c gripper open/close  -> delta_x, delta_y, delta_z, gripper
+
+Keys come from pynput when a display is available; `press()` / `release()` feed them from any
+other source (a test, a web page, a terminal reader).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from robokit.teleoperators.teleoperator import Teleoperator, TeleoperatorConfig
+
+logger = logging.getLogger(__name__)
+
+BASE_SPEEDS = [(0.1, 30.0), (0.2, 60.0), (0.3, 90.0)]  # (m/s, deg/s) per speed level
+
+
+@dataclass
+class KeyboardTeleopConfig(TeleoperatorConfig):
+    mode: str = "base"
+    """"base": x.vel / y.vel / theta.vel; "ee": delta_x / delta_y / delta_z / gripper."""
+    use_pynput: bool = True
+    """Listen to the keyboard with pynput (needs a display); else keys come only through press()."""
+
+    def __post_init__(self):
+        if self.mode not in ("base", "ee"):
+            raise ValueError(f"KeyboardTeleopConfig.mode={self.mode!r}, expected 'base' or 'ee'")
+
+
+class KeyboardTeleop(Teleoperator):
+    name = "keyboard"
+    config_class = KeyboardTeleopConfig
+
+    def __init__(self, config: KeyboardTeleopConfig):
+        super().__init__(config)
+        self.config: KeyboardTeleopConfig = config
+        self.pressed: set[str] = set()
+        self.speed_level = 0
+        self._lock = threading.Lock()
+        self._listener = None
+        self._connected = False
+
+    @property
+    def action_features(self) -> dict[str, Any]:
+        keys = ("x.vel", "y.vel", "theta.vel") if self.config.mode == "base" else ("delta_x", "delta_y", "delta_z", "gripper")
+        return {k: float for k in keys}
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self, calibrate: bool = True) -> None:
+        if self.config.use_pynput and (os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32")):
+            try:
+                from pynput import keyboard
+
+                def name(key):
+                    return getattr(key, "char", None) or str(key).removeprefix("Key.")
+
+                self._listener = keyboard.Listener(on_press=lambda k: self.press(name(k)), on_release=lambda k: self.release(name(k)))
+                self._listener.start()
+            except Exception as exc:
+                logger.warning("keyboard teleop: pynput unavailable (%s); keys only through press()/release()", exc)
+        else:
+            logger.info("keyboard teleop: no display; keys only through press()/release()")
+        self._connected = True
+
+    def press(self, key: str) -> None:
+        with self._lock:
+            if key == "r":
+                self.speed_level = min(self.speed_level + 1, len(BASE_SPEEDS) - 1)
+            elif key == "f":
+                self.speed_level = max(self.speed_level - 1, 0)
+            self.pressed.add(key)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self.pressed.discard(key)
+
+    def get_action(self) -> dict[str, float]:
+        with self._lock:
+            held = set(self.pressed)
+        def axis(plus: str, minus: str) -> float:
+            return float(plus in held) - float(minus in held)
+
+        if self.config.mode == "base":
+            lin, ang = BASE_SPEEDS[self.speed_level]
+            return {"x.vel": lin * axis("w", "s"), "y.vel": lin * axis("a", "d"), "theta.vel": ang * axis("z", "x")}
+        return {"delta_x": axis("up", "down"), "delta_y": axis("left", "right"), "delta_z": axis("shift", "ctrl"),
+                "gripper": axis("o", "c")}
+
+    def disconnect(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        self._connected = False
+
+
+def gamepad_to_base(axes: list[float], deadzone: float = 0.1, max_lin: float = 0.3, max_ang: float = 90.0) -> dict[str, float]:
+    """Left stick (axes 0, 1) drives x/y, right stick x (axis 3) turns; sticks report -1..1, y down positive."""
+    def dz(v: float) -> float:
+        return 0.0 if abs(v) < deadzone else v
+
+    return {"x.vel": -dz(axes[1]) * max_lin, "y.vel": -dz(axes[0]) * max_lin, "theta.vel": -dz(axes[3]) * max_ang}
+
+
+@dataclass
+class GamepadTeleopConfig(TeleoperatorConfig):
+    joystick_index: int = 0
+    """Which joystick pygame opens."""
+    deadzone: float = 0.1
+    """Stick values below this are treated as zero."""
+
+
+class GamepadTeleop(Teleoperator):
+    """Base motion from a gamepad through pygame's joystick module (imported on connect)."""
+
+    name = "gamepad"
+    config_class = GamepadTeleopConfig
+
+    def __init__(self, config: GamepadTeleopConfig):
+        super().__init__(config)
+        self.config: GamepadTeleopConfig = config
+        self._joystick = None
+
+    @property
+    def action_features(self) -> dict[str, Any]:
+        return {"x.vel": float, "y.vel": float, "theta.vel": float}
+
+    @property
+    def is_connected(self) -> bool:
+        return self._joystick is not None
+
+    def connect(self, calibrate: bool = True) -> None:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no window needed
+        import pygame
+
+        pygame.init()
+        pygame.joystick.init()
+        if pygame.joystick.get_count() <= self.config.joystick_index:
+            raise ConnectionError(f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s)")
+        self._joystick = pygame.joystick.Joystick(self.config.joystick_index)
+        self._joystick.init()
+
+    def get_action(self) -> dict[str, float]:
+        import pygame
+
+        pygame.event.pump()
+        axes = [self._joystick.get_axis(i) for i in range(max(4, self._joystick.get_numaxes()))]
+        return gamepad_to_base(axes, self.config.deadzone)
+
+    def disconnect(self) -> None:
+        self._joystick = None

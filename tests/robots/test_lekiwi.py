@@ -1,0 +1,85 @@
+"""LeKiwi: omni-wheel kinematics, the robot on a virtual bus, and host <-> client over ZeroMQ on 127.0.0.1."""
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scservo_sdk")
+pytest.importorskip("zmq")
+
+from robokit.cameras import CameraConfig  # noqa: E402
+from robokit.robots.lekiwi import BaseKinematics  # noqa: E402
+from robokit.robots.lekiwi_remote import LeKiwiClient, LeKiwiClientConfig, LeKiwiHost  # noqa: E402
+from robokit.robots.registry import make_robot, make_teleoperator  # noqa: E402
+from robokit.robots.virtual import VirtualArm  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kinematics_round_trip():
+    kin = BaseKinematics(0.05, 0.125)
+    wheels = kin.body_to_wheels(0.2, 0.0, 0.0)
+    assert wheels[1] == pytest.approx(0.0, abs=1e-9)  # the back wheel does not turn when driving forward
+    assert wheels[0] == pytest.approx(-wheels[2])
+    spin = kin.body_to_wheels(0.0, 0.0, 90.0)
+    assert np.allclose(spin, spin[0])  # turning in place: all wheels alike
+    np.testing.assert_allclose(kin.wheels_to_body(kin.body_to_wheels(0.1, -0.05, 30.0)), (0.1, -0.05, 30.0), atol=1e-9)
+
+
+def test_keyboard_teleop_without_display():
+    teleop = make_teleoperator("keyboard", use_pynput=False)
+    with teleop:
+        assert teleop.get_action() == {"x.vel": 0.0, "y.vel": 0.0, "theta.vel": 0.0}
+        teleop.press("w")
+        teleop.press("z")
+        assert teleop.get_action() == {"x.vel": 0.1, "y.vel": 0.0, "theta.vel": 30.0}
+        teleop.press("r")  # faster
+        teleop.release("z")
+        assert teleop.get_action() == {"x.vel": 0.2, "y.vel": 0.0, "theta.vel": 0.0}
+
+
+def test_lekiwi_host_and_client(tmp_path):
+    with VirtualArm("lekiwi", "kiwi", tmp_path) as arm:
+        robot = make_robot("lekiwi", port=arm.port, id="kiwi", calibration_dir=str(tmp_path),
+                           cameras={"front": CameraConfig("synthetic", width=64, height=48)})
+        cmd_port, obs_port = _free_port(), _free_port()
+        with robot:
+            wheel = arm.emulator.servo(7)
+            assert wheel.get("Operating_Mode") == 1 and arm.emulator.servo(1).get("Operating_Mode") == 0
+            host = LeKiwiHost(robot, cmd_port, obs_port, fps=50, watchdog_s=0.3, bind="127.0.0.1")
+            thread = threading.Thread(target=host.serve, daemon=True)
+            thread.start()
+            client = LeKiwiClient(LeKiwiClientConfig(port_commands=cmd_port, port_observations=obs_port,
+                                                     cameras={"front": (48, 64, 3)}))
+            try:
+                client.connect()
+                expected = robot.wheel_commands(0.1, 0.0, 0.0)
+                deadline = time.monotonic() + 5
+                while wheel.get("Goal_Velocity", signed=True) != expected["base_left_wheel"] and time.monotonic() < deadline:
+                    client.send_action({"x.vel": 0.1, "arm_shoulder_pan.pos": 20.0})
+                    time.sleep(0.02)
+                assert wheel.get("Goal_Velocity", signed=True) == expected["base_left_wheel"] != 0
+                assert arm.emulator.servo(1).get("Goal_Position") == pytest.approx(2048 + 205, abs=1)
+                obs = client.get_observation()
+                assert obs["front"].shape == (48, 64, 3) and set(obs) == set(client.observation_features)
+                # the wheels turn in the emulator: the observed base velocity comes back from Present_Velocity
+                deadline = time.monotonic() + 2
+                while abs(obs["x.vel"] - 0.1) > 0.01 and time.monotonic() < deadline:
+                    obs = client.get_observation()
+                assert obs["x.vel"] == pytest.approx(0.1, abs=0.01)
+                # silence: the watchdog stops the base
+                deadline = time.monotonic() + 3
+                while wheel.get("Goal_Velocity") != 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert wheel.get("Goal_Velocity") == 0 and host.watchdog_stops >= 1
+            finally:
+                client.disconnect()
+                host.close()  # stops the serving thread first
+                thread.join(timeout=5)
