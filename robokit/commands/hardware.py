@@ -44,6 +44,8 @@ class RobotArgs:
     """Bimanual robots: port of the right arm."""
     remote_ip: str = "127.0.0.1"
     """lekiwi_client: address of the robot running `robokit lekiwi-host`."""
+    env: str = "aloha_transfer_cube"
+    """sim: the simulated env behind the robot (see robokit.envs)."""
 
     def build(self):
         from robokit.cameras import parse_camera_specs

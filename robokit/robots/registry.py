@@ -15,6 +15,7 @@ ROBOTS: dict[str, str] = {
     "aloha": "robokit.robots.aloha:AlohaFollower",
     "lekiwi": "robokit.robots.lekiwi:LeKiwi",
     "lekiwi_client": "robokit.robots.lekiwi_remote:LeKiwiClient",
+    "sim": "robokit.envs.sim_robot:SimRobot",  # a simulated env behind the Robot API (robokit.envs)
 }
 TELEOPERATORS: dict[str, str] = {
     "so101_leader": "robokit.robots.so101:SO101Leader",

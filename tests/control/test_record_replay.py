@@ -133,3 +133,17 @@ def test_virtual_arm_command_prints_a_usable_port(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_record_from_sim_robot(tmp_path):
+    """The same record loop on the simulation issue's SimRobot (no teleop: the robot holds its pose)."""
+    pytest.importorskip("pymunk")
+    from robokit.commands.hardware import RobotArgs
+    from robokit.data import RobotDataset
+
+    robot = RobotArgs(type="sim", env="pusht").build()
+    with robot:
+        record(robot, None, tmp_path / "sim", "push the T", fps=10, num_episodes=1, episode_time_s=0.5,
+               reset_time_s=0, keyboard=False, video_codec="h264")
+    ds = RobotDataset(tmp_path / "sim")
+    assert len(ds) == 5 and ds.meta.robot_type.startswith("sim_")
