@@ -85,6 +85,8 @@ class RunPolicyConfig:
     """Shared token of the server (--token of robokit serve)."""
     tls_ca: str | None = None
     """PEM certificate to verify a TLS server with (its --tls-cert, or the CA that signed it)."""
+    connect_timeout_s: float = 10.0
+    """How long to wait for the server at start-up."""
     reconnect_timeout_s: float = 10.0
     """How long to try to reconnect when the server goes away before giving up."""
     max_steps: int | None = None
@@ -140,7 +142,7 @@ def run_policy_config(cfg: RunPolicyConfig):
             backend = RemoteBackend(cfg.server, cfg.policy, io.features, cfg.actions_per_chunk,
                                     policy_type=cfg.policy_type, device=cfg.device, token=cfg.token,
                                     tls_ca=cfg.tls_ca, jpeg_quality=cfg.jpeg_quality,
-                                    reconnect_timeout_s=cfg.reconnect_timeout_s)
+                                    connect_timeout_s=cfg.connect_timeout_s, reconnect_timeout_s=cfg.reconnect_timeout_s)
         stack.callback(backend.close)
         client = RobotClient(io, backend, client_cfg)
         try:

@@ -220,12 +220,19 @@ class InferenceSession:
             except queue.Empty:
                 break
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the worker, waiting (up to `timeout` s) for a prediction in progress to end: a process
+        that exits while a thread is inside the policy's native code aborts."""
         with self._cond:
             self._closed = True
             self._pending = None
             self._cond.notify_all()
         self.outbox.put(SessionClosed(f"session {self.name} is closed"))
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+            if worker.is_alive():
+                logger.warning("%s: a prediction still runs %.0f s after close", self.name, timeout)
 
     def _take(self, timeout: float | None) -> ObservationData | None:
         with self._cond:
