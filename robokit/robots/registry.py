@@ -15,6 +15,8 @@ ROBOTS: dict[str, str] = {
     "aloha": "robokit.robots.aloha:AlohaFollower",
     "lekiwi": "robokit.robots.lekiwi:LeKiwi",
     "lekiwi_client": "robokit.robots.lekiwi_remote:LeKiwiClient",
+    "stretch3": "robokit.robots.stretch:Stretch3",
+    "reachy2": "robokit.robots.reachy2:Reachy2",
     "sim": "robokit.envs.sim_robot:SimRobot",  # a simulated env behind the Robot API (robokit.envs)
 }
 TELEOPERATORS: dict[str, str] = {
