@@ -15,6 +15,7 @@ ROBOTS: dict[str, str] = {
     "aloha": "robokit.robots.aloha:AlohaFollower",
     "lekiwi": "robokit.robots.lekiwi:LeKiwi",
     "lekiwi_client": "robokit.robots.lekiwi_remote:LeKiwiClient",
+    "hope_jr_arm": "robokit.robots.hope_jr:HopeJrArm",
     "stretch3": "robokit.robots.stretch:Stretch3",
     "reachy2": "robokit.robots.reachy2:Reachy2",
     "sim": "robokit.envs.sim_robot:SimRobot",  # a simulated env behind the Robot API (robokit.envs)
@@ -37,6 +38,7 @@ VIRTUAL_ARMS: dict[str, str] = {
     "so100_leader": "so100_leader", "moss": "moss_follower", "koch": "koch_follower", "koch_leader": "koch_leader",
     "bi_so101": "bi_so101_follower", "bi_so101_leader": "bi_so101_leader", "viperx": "viperx", "widowx": "widowx",
     "aloha": "aloha", "aloha_leader": "aloha_leader", "lekiwi": "lekiwi",
+    "hope_jr_arm": "hope_jr_arm",
 }
 
 

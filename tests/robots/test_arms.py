@@ -167,3 +167,16 @@ def test_aloha_shadows_follow_and_step_is_clamped(tmp_path):
             # the shadow gets the mirrored goal: +5 on the primary is -5 (2048 - 51 steps) on the shadow
             assert wait_for(lambda: right.servo(3).get("Goal_Position") == 2048 - 51)
             assert right.servo(2).get("Goal_Position") == 2048 + 51
+
+
+@pytest.mark.parametrize("arm_type", ["hope_jr_arm", "so100_follower", "moss_follower"])
+def test_other_feetech_arms_connect_observe_act(tmp_path, arm_type):
+    from robokit.robots.registry import VIRTUAL_ARMS
+
+    virtual = {v: k for k, v in VIRTUAL_ARMS.items()}[arm_type]
+    with VirtualArm(virtual, "x", tmp_path) as arm:
+        with make_robot(arm_type, port=arm.port, id="x", calibration_dir=str(tmp_path)) as robot:
+            first = next(iter(robot.action_features))
+            assert set(robot.get_observation()) == set(robot.observation_features)
+            assert robot.send_action({first: 50.0}) == {first: 50.0}
+            assert wait_for(lambda: arm.emulator.servo(1).get("Goal_Position") == 2560)
