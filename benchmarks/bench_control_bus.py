@@ -27,7 +27,11 @@ def bench(bus, seconds: float) -> dict:
         bus.sync_write("Goal_Position", goals, normalize=False)
         latencies.append(time.perf_counter() - t0)
     lat = np.asarray(latencies) * 1e3
-    return {"round_trips_per_s": len(lat) / lat.sum() * 1e3, "p50_ms": float(np.median(lat)), "p99_ms": float(np.percentile(lat, 99))}
+    return {
+        "round_trips_per_s": len(lat) / lat.sum() * 1e3,
+        "p50_ms": float(np.median(lat)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
 
 
 def main() -> None:
@@ -38,8 +42,13 @@ def main() -> None:
     from robokit.motors.dynamixel import DynamixelMotorsBus
     from robokit.motors.feetech import FeetechMotorsBus
 
-    for arm, bus_cls, model in (("so101", FeetechMotorsBus, "sts3215"), ("koch_leader", DynamixelMotorsBus, "xl330-m077")):
-        proc = subprocess.Popen([sys.executable, "-m", "robokit.cli", "virtual-arm", arm], stdout=subprocess.PIPE, text=True)
+    for arm, bus_cls, model in (
+        ("so101", FeetechMotorsBus, "sts3215"),
+        ("koch_leader", DynamixelMotorsBus, "xl330-m077"),
+    ):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "robokit.cli", "virtual-arm", arm], stdout=subprocess.PIPE, text=True
+        )
         try:
             port = proc.stdout.readline().split()[1]
             bus = bus_cls(port, {f"m{i}": Motor(i, model) for i in range(1, 7)})
@@ -49,8 +58,10 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
-        print(f"{bus_cls.protocol:9s} 6 motors @1Mbaud: {r['round_trips_per_s']:7.0f} sync-read+sync-write round trips/s "
-              f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)")
+        print(
+            f"{bus_cls.protocol:9s} 6 motors @1Mbaud: {r['round_trips_per_s']:7.0f} sync-read+sync-write round trips/s "
+            f"(p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)"
+        )
 
 
 if __name__ == "__main__":

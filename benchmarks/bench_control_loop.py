@@ -28,19 +28,49 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cal = Path(tmp) / "cal"
-        proc = subprocess.Popen([sys.executable, "-m", "robokit.cli", "virtual-arm", "so101", "so101_leader", "--id", "b",
-                                 "--calibration-dir", str(cal), "--animate"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "robokit.cli",
+                "virtual-arm",
+                "so101",
+                "so101_leader",
+                "--id",
+                "b",
+                "--calibration-dir",
+                str(cal),
+                "--animate",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             follower_port = proc.stdout.readline().split()[1]
             leader_port = proc.stdout.readline().split()[1]
-            cams = {name: CameraConfig("synthetic", width=640, height=480, fps=args.fps) for name in ("front", "wrist")}
-            robot = make_robot("so101_follower", port=follower_port, id="b", calibration_dir=str(cal), cameras=cams)
+            cams = {
+                name: CameraConfig("synthetic", width=640, height=480, fps=args.fps)
+                for name in ("front", "wrist")
+            }
+            robot = make_robot(
+                "so101_follower", port=follower_port, id="b", calibration_dir=str(cal), cameras=cams
+            )
             teleop = make_teleoperator("so101_leader", port=leader_port, id="b", calibration_dir=str(cal))
             with robot, teleop:
                 timer = teleoperate_loop(robot, teleop, args.fps, args.seconds)
                 print(f"teleoperate: {timer.report()}")
-                _, timer = record(robot, teleop, Path(tmp) / "ds", "bench", fps=args.fps, num_episodes=1,
-                                  episode_time_s=args.seconds, reset_time_s=0, keyboard=False, video_codec=args.codec)
+                _, timer = record(
+                    robot,
+                    teleop,
+                    Path(tmp) / "ds",
+                    "bench",
+                    fps=args.fps,
+                    num_episodes=1,
+                    episode_time_s=args.seconds,
+                    reset_time_s=0,
+                    keyboard=False,
+                    video_codec=args.codec,
+                )
                 print(f"record ({args.codec}, 2 cameras 480x640): {timer.report()}")
         finally:
             proc.terminate()

@@ -80,7 +80,9 @@ def parse_camera_specs(spec: str) -> dict[str, CameraConfig]:
     cameras: dict[str, CameraConfig] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         if "=" not in item:
-            raise ValueError(f"camera spec {item!r}: expected NAME=TYPE[:SOURCE][:WxH][@FPS], e.g. front=synthetic:640x480@30")
+            raise ValueError(
+                f"camera spec {item!r}: expected NAME=TYPE[:SOURCE][:WxH][@FPS], e.g. front=synthetic:640x480@30"
+            )
         name, rest = item.split("=", 1)
         fps = 30
         if "@" in rest:

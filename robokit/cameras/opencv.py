@@ -18,7 +18,9 @@ def _cv2():
     try:
         import cv2
     except ImportError as exc:
-        raise ImportError("OpenCV cameras need opencv-python-headless: pip install 'robokit[hardware]'") from exc
+        raise ImportError(
+            "OpenCV cameras need opencv-python-headless: pip install 'robokit[hardware]'"
+        ) from exc
     return cv2
 
 
@@ -27,7 +29,11 @@ class OpenCVCamera(Camera):
         super().__init__(config)
         source = config.index_or_path
         self.source: int | str = int(source) if source.isdigit() else source
-        self.is_file = isinstance(self.source, str) and Path(self.source).is_file() and not self.source.startswith("/dev/")
+        self.is_file = (
+            isinstance(self.source, str)
+            and Path(self.source).is_file()
+            and not self.source.startswith("/dev/")
+        )
         self._cap = None
         self._thread: LatestFrameThread | None = None
         self._next_t = 0.0
@@ -44,9 +50,15 @@ class OpenCVCamera(Camera):
         cap = cv2.VideoCapture(self.source)
         if not cap.isOpened():
             cap.release()
-            raise ConnectionError(f"{self!r}: could not open the camera; `robokit find-cameras` lists the available ones")
+            raise ConnectionError(
+                f"{self!r}: could not open the camera; `robokit find-cameras` lists the available ones"
+            )
         if not self.is_file:
-            w, h = (self.config.height, self.config.width) if self.config.rotation in (90, 270) else (self.config.width, self.config.height)
+            w, h = (
+                (self.config.height, self.config.width)
+                if self.config.rotation in (90, 270)
+                else (self.config.width, self.config.height)
+            )
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
             cap.set(cv2.CAP_PROP_FPS, self.config.fps)
@@ -54,8 +66,10 @@ class OpenCVCamera(Camera):
         first = self._read_device()  # fails early on a wrong size rather than in the middle of a recording
         if first.shape != self.shape:
             self.disconnect()
-            raise ConnectionError(f"{self!r}: frames are {first.shape[1]}x{first.shape[0]}, "
-                                  f"the config asks for {self.config.width}x{self.config.height}")
+            raise ConnectionError(
+                f"{self!r}: frames are {first.shape[1]}x{first.shape[0]}, "
+                f"the config asks for {self.config.width}x{self.config.height}"
+            )
         self._thread = LatestFrameThread(self._read_device, repr(self))
         self._thread.start()
 
@@ -71,7 +85,9 @@ class OpenCVCamera(Camera):
             delay = self._next_t - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            self._next_t = max(self._next_t + 1.0 / self.config.fps, time.perf_counter() - 1.0 / self.config.fps)
+            self._next_t = max(
+                self._next_t + 1.0 / self.config.fps, time.perf_counter() - 1.0 / self.config.fps
+            )
         ok, bgr = self._cap.read()
         if not ok and self.is_file:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -97,13 +113,21 @@ class OpenCVCamera(Camera):
 def find_opencv_cameras(max_index: int = 10) -> list[dict]:
     """Cameras OpenCV can open: /dev/video* on Linux, else indices 0..max_index-1."""
     cv2 = _cv2()
-    candidates: list[int | str] = sorted(str(p) for p in Path("/dev").glob("video*")) or list(range(max_index))
+    candidates: list[int | str] = sorted(str(p) for p in Path("/dev").glob("video*")) or list(
+        range(max_index)
+    )
     found = []
     for source in candidates:
         cap = cv2.VideoCapture(source)
         if cap.isOpened():
-            found.append({"type": "opencv", "index_or_path": str(source),
-                          "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                          "fps": float(cap.get(cv2.CAP_PROP_FPS))})
+            found.append(
+                {
+                    "type": "opencv",
+                    "index_or_path": str(source),
+                    "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                    "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                    "fps": float(cap.get(cv2.CAP_PROP_FPS)),
+                }
+            )
         cap.release()
     return found

@@ -32,9 +32,13 @@ class RealSenseCamera(Camera):
         cfg = rs.config()
         if self.config.index_or_path not in ("", "0"):
             cfg.enable_device(self.config.index_or_path)
-        cfg.enable_stream(rs.stream.color, self.config.width, self.config.height, rs.format.rgb8, self.config.fps)
+        cfg.enable_stream(
+            rs.stream.color, self.config.width, self.config.height, rs.format.rgb8, self.config.fps
+        )
         if self.config.use_depth:
-            cfg.enable_stream(rs.stream.depth, self.config.width, self.config.height, rs.format.z16, self.config.fps)
+            cfg.enable_stream(
+                rs.stream.depth, self.config.width, self.config.height, rs.format.z16, self.config.fps
+            )
         pipeline = rs.pipeline()
         try:
             pipeline.start(cfg)

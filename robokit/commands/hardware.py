@@ -84,6 +84,7 @@ class TeleopArgs:
 
 def _terminate_as_interrupt() -> None:
     """SIGTERM (e.g. from a process manager) unwinds like Ctrl-C, so torque is released."""
+
     def handler(signum, frame):
         raise KeyboardInterrupt
 
@@ -116,13 +117,23 @@ def virtual_arm(argv: list[str]) -> int:
         positional.append(argv.pop(0))
     if positional:
         argv = ["--arms", *positional, *argv]
-    cfg = parse(VirtualArmConfig, argv, prog="robokit virtual-arm", description="Serve emulated servo arms on pseudo-terminals.")
+    cfg = parse(
+        VirtualArmConfig,
+        argv,
+        prog="robokit virtual-arm",
+        description="Serve emulated servo arms on pseudo-terminals.",
+    )
     _terminate_as_interrupt()
     arms = []
     try:
         for name in cfg.arms:
-            arm = VirtualArm(name, calibration_id=cfg.id, calibration_dir=cfg.calibration_dir,
-                             animate=cfg.animate and "leader" in name, baudrate=cfg.baudrate)
+            arm = VirtualArm(
+                name,
+                calibration_id=cfg.id,
+                calibration_dir=cfg.calibration_dir,
+                animate=cfg.animate and "leader" in name,
+                baudrate=cfg.baudrate,
+            )
             arms.append(arm)
             for side, port in arm.ports.items():
                 label = f"{name}.{side}" if side else name
@@ -151,12 +162,19 @@ def _serial_ports() -> list[str]:
     from serial.tools import list_ports
 
     ports = {p.device for p in list_ports.comports()}
-    ports |= {str(p) for pattern in ("ttyACM*", "ttyUSB*", "tty.usbmodem*") for p in Path("/dev").glob(pattern)}
+    ports |= {
+        str(p) for pattern in ("ttyACM*", "ttyUSB*", "tty.usbmodem*") for p in Path("/dev").glob(pattern)
+    }
     return sorted(ports)
 
 
 def find_port(argv: list[str]) -> int:
-    cfg = parse(FindPortConfig, argv, prog="robokit find-port", description="Find the serial port of a servo bus adapter.")
+    cfg = parse(
+        FindPortConfig,
+        argv,
+        prog="robokit find-port",
+        description="Find the serial port of a servo bus adapter.",
+    )
     before = _serial_ports()
     print("Serial ports:", ", ".join(before) if before else "none")
     if not (cfg.interactive and sys.stdin.isatty()):
@@ -180,7 +198,9 @@ class FindCamerasConfig:
 
 
 def find_cameras(argv: list[str]) -> int:
-    cfg = parse(FindCamerasConfig, argv, prog="robokit find-cameras", description="List the cameras robokit can open.")
+    cfg = parse(
+        FindCamerasConfig, argv, prog="robokit find-cameras", description="List the cameras robokit can open."
+    )
     from robokit.cameras.opencv import find_opencv_cameras
 
     found = find_opencv_cameras(cfg.max_index)
@@ -192,7 +212,9 @@ def find_cameras(argv: list[str]) -> int:
     except ImportError:
         pass
     if not found:
-        print("No cameras found. (Tests and virtual robots can use the synthetic camera: --robot.cameras front=synthetic)")
+        print(
+            "No cameras found. (Tests and virtual robots can use the synthetic camera: --robot.cameras front=synthetic)"
+        )
         return 0
     for cam in found:
         print("  ".join(f"{k}={v}" for k, v in cam.items()))
@@ -205,7 +227,9 @@ def find_cameras(argv: list[str]) -> int:
         for cam in found:
             if cam["type"] != "opencv":
                 continue
-            camera = make_camera(CameraConfig("opencv", cam["index_or_path"], int(cam["width"]), int(cam["height"])))
+            camera = make_camera(
+                CameraConfig("opencv", cam["index_or_path"], int(cam["width"]), int(cam["height"]))
+            )
             with camera:
                 path = cfg.save_dir / f"camera_{Path(cam['index_or_path']).name}.png"
                 cv2.imwrite(str(path), cv2.cvtColor(camera.read(), cv2.COLOR_RGB2BGR))
@@ -234,13 +258,20 @@ def _build_device(cfg: DeviceConfig):
     if cfg.type not in ROBOTS:
         from robokit.cli import suggest
 
-        raise SystemExit(f"unknown device type {cfg.type!r}; known: {sorted({**ROBOTS, **TELEOPERATORS})}."
-                         f"{suggest(cfg.type, [*ROBOTS, *TELEOPERATORS])}")
+        raise SystemExit(
+            f"unknown device type {cfg.type!r}; known: {sorted({**ROBOTS, **TELEOPERATORS})}."
+            f"{suggest(cfg.type, [*ROBOTS, *TELEOPERATORS])}"
+        )
     return RobotArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir).build()
 
 
 def calibrate(argv: list[str]) -> int:
-    cfg = parse(DeviceConfig, argv, prog="robokit calibrate", description="Calibrate a robot or leader arm interactively.")
+    cfg = parse(
+        DeviceConfig,
+        argv,
+        prog="robokit calibrate",
+        description="Calibrate a robot or leader arm interactively.",
+    )
     _terminate_as_interrupt()
     device = _build_device(cfg)
     try:
@@ -256,8 +287,12 @@ def calibrate(argv: list[str]) -> int:
 
 
 def setup_motors(argv: list[str]) -> int:
-    cfg = parse(DeviceConfig, argv, prog="robokit setup-motors",
-                description="Give each motor of a new arm its id and baud rate, one motor at a time.")
+    cfg = parse(
+        DeviceConfig,
+        argv,
+        prog="robokit setup-motors",
+        description="Give each motor of a new arm its id and baud rate, one motor at a time.",
+    )
     device = _build_device(cfg)
     bus = device.bus
     bus.connect(handshake=False)
@@ -288,7 +323,9 @@ def teleoperate(argv: list[str]) -> int:
     from robokit.control.teleoperate import teleoperate_loop
     from robokit.control.timing import LoopTimer
 
-    cfg = parse(TeleoperateConfig, argv, prog="robokit teleoperate", description="Drive a robot from a leader arm.")
+    cfg = parse(
+        TeleoperateConfig, argv, prog="robokit teleoperate", description="Drive a robot from a leader arm."
+    )
     _terminate_as_interrupt()
     robot, teleop = cfg.robot.build(), cfg.teleop.build()
     timer = LoopTimer(cfg.fps)
@@ -334,7 +371,9 @@ class RecordConfig:
 def record(argv: list[str]) -> int:
     from robokit.control import record as rec
 
-    cfg = parse(RecordConfig, argv, prog="robokit record", description="Record teleoperated episodes into a dataset.")
+    cfg = parse(
+        RecordConfig, argv, prog="robokit record", description="Record teleoperated episodes into a dataset."
+    )
     _terminate_as_interrupt()
     robot = cfg.robot.build()
     teleop = None if cfg.no_teleop else cfg.teleop.build()
@@ -344,11 +383,24 @@ def record(argv: list[str]) -> int:
         robot.connect()
         if teleop is not None:
             teleop.connect()
-        dataset, timer = rec.record(robot, teleop, cfg.root, cfg.task, fps=cfg.fps, num_episodes=cfg.num_episodes,
-                                    episode_time_s=cfg.episode_time_s, reset_time_s=cfg.reset_time_s,
-                                    use_videos=cfg.use_videos, resume=cfg.resume, events=events,
-                                    keyboard=cfg.keyboard, video_codec=cfg.video_codec)
-        print(f"recorded to {cfg.root}: {dataset.meta.total_episodes} episode(s), {dataset.meta.total_frames} frames; {timer.report()}")
+        dataset, timer = rec.record(
+            robot,
+            teleop,
+            cfg.root,
+            cfg.task,
+            fps=cfg.fps,
+            num_episodes=cfg.num_episodes,
+            episode_time_s=cfg.episode_time_s,
+            reset_time_s=cfg.reset_time_s,
+            use_videos=cfg.use_videos,
+            resume=cfg.resume,
+            events=events,
+            keyboard=cfg.keyboard,
+            video_codec=cfg.video_codec,
+        )
+        print(
+            f"recorded to {cfg.root}: {dataset.meta.total_episodes} episode(s), {dataset.meta.total_frames} frames; {timer.report()}"
+        )
     except KeyboardInterrupt:
         print(f"interrupted; the episodes saved so far are in {cfg.root}")
         return 130
@@ -378,7 +430,9 @@ class ReplayConfig:
 def replay(argv: list[str]) -> int:
     from robokit.control.record import replay as run_replay
 
-    cfg = parse(ReplayConfig, argv, prog="robokit replay", description="Play a recorded episode's actions on a robot.")
+    cfg = parse(
+        ReplayConfig, argv, prog="robokit replay", description="Play a recorded episode's actions on a robot."
+    )
     _terminate_as_interrupt()
     robot = cfg.robot.build()
     try:
@@ -409,13 +463,21 @@ class LeKiwiHostConfig:
 def lekiwi_host(argv: list[str]) -> int:
     from robokit.robots.lekiwi_remote import LeKiwiHost
 
-    cfg = parse(LeKiwiHostConfig, argv, prog="robokit lekiwi-host", description="Serve a LeKiwi robot to a LeKiwiClient over ZeroMQ.")
+    cfg = parse(
+        LeKiwiHostConfig,
+        argv,
+        prog="robokit lekiwi-host",
+        description="Serve a LeKiwi robot to a LeKiwiClient over ZeroMQ.",
+    )
     _terminate_as_interrupt()
     robot = cfg.robot.build()
     try:
         with robot:
             host = LeKiwiHost(robot, cfg.port_commands, cfg.port_observations, cfg.fps, cfg.watchdog_s)
-            print(f"LeKiwi host: commands on :{cfg.port_commands}, observations on :{cfg.port_observations}", flush=True)
+            print(
+                f"LeKiwi host: commands on :{cfg.port_commands}, observations on :{cfg.port_observations}",
+                flush=True,
+            )
             try:
                 host.serve(cfg.duration_s)
             finally:

@@ -45,10 +45,14 @@ def hw_to_dataset_features(features: dict[str, Any], prefix: str, use_video: boo
     if joints:
         out[_vector_key(prefix)] = {"dtype": "float32", "shape": [len(joints)], "names": joints}
     if cameras and prefix == "action":
-        raise ValueError(f"hw_to_dataset_features: action features hold cameras {sorted(cameras)}; actions are joints only")
+        raise ValueError(
+            f"hw_to_dataset_features: action features hold cameras {sorted(cameras)}; actions are joints only"
+        )
     for key, shape in cameras.items():
         if len(shape) != 3:
-            raise ValueError(f"hw_to_dataset_features: camera {key!r} has shape {shape}, expected (height, width, channels)")
+            raise ValueError(
+                f"hw_to_dataset_features: camera {key!r} has shape {shape}, expected (height, width, channels)"
+            )
         out[f"{prefix}.images.{key}"] = {
             "dtype": "video" if use_video else "image",
             "shape": [int(s) for s in shape],
@@ -57,7 +61,9 @@ def hw_to_dataset_features(features: dict[str, Any], prefix: str, use_video: boo
     return out
 
 
-def build_dataset_frame(ds_features: dict[str, dict], values: dict[str, Any], prefix: str) -> dict[str, np.ndarray]:
+def build_dataset_frame(
+    ds_features: dict[str, dict], values: dict[str, Any], prefix: str
+) -> dict[str, np.ndarray]:
     """Pick the dataset features under `prefix` out of a hardware `values` dict.
 
     `values` is what `robot.get_observation()` / `send_action()` returns. Vectors are float32 arrays
@@ -72,12 +78,16 @@ def build_dataset_frame(ds_features: dict[str, dict], values: dict[str, Any], pr
         if ft["dtype"] in ("video", "image"):
             cam = key.removeprefix(f"{prefix}.images.")
             if cam not in values:
-                raise KeyError(f"build_dataset_frame: camera {cam!r} (for {key!r}) missing from values; have {sorted(values)}")
+                raise KeyError(
+                    f"build_dataset_frame: camera {cam!r} (for {key!r}) missing from values; have {sorted(values)}"
+                )
             frame[key] = np.asarray(values[cam], dtype=np.uint8)
         elif ft["dtype"] in ("float32", "float64"):
             missing = [name for name in ft["names"] if name not in values]
             if missing:
-                raise KeyError(f"build_dataset_frame: {key!r} needs {missing}, missing from values; have {sorted(values)}")
+                raise KeyError(
+                    f"build_dataset_frame: {key!r} needs {missing}, missing from values; have {sorted(values)}"
+                )
             frame[key] = np.array([values[name] for name in ft["names"]], dtype=ft["dtype"])
     return frame
 
@@ -87,5 +97,7 @@ def frame_to_action(ds_features: dict[str, dict], action: np.ndarray | Any) -> d
     names = ds_features["action"]["names"]
     vec = np.asarray(action, dtype=np.float64).reshape(-1)
     if vec.shape[0] != len(names):
-        raise ValueError(f"frame_to_action: action has {vec.shape[0]} values, the dataset declares {len(names)} ({names})")
+        raise ValueError(
+            f"frame_to_action: action has {vec.shape[0]} values, the dataset declares {len(names)} ({names})"
+        )
     return {name: float(v) for name, v in zip(names, vec)}

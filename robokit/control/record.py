@@ -54,13 +54,16 @@ def start_keyboard_listener(events: RecordEvents) -> Any | None:
             from pynput import keyboard
 
             names = {keyboard.Key.right: "right", keyboard.Key.left: "left", keyboard.Key.esc: "esc"}
-            listener = keyboard.Listener(on_press=lambda key: events.press(names.get(key, getattr(key, "char", "") or "")))
+            listener = keyboard.Listener(
+                on_press=lambda key: events.press(names.get(key, getattr(key, "char", "") or ""))
+            )
             listener.start()
             print("Keys: → next episode, ← re-record, Esc stop")
             return listener
         except Exception as exc:  # no pynput, or no usable display
             logger.info("keyboard listener unavailable (%s); using stdin", exc)
     if sys.stdin is not None and sys.stdin.isatty():
+
         def read_stdin():
             for line in sys.stdin:
                 events.press(line.strip().lower()[:1])
@@ -73,12 +76,22 @@ def start_keyboard_listener(events: RecordEvents) -> Any | None:
 
 
 def dataset_features_for(robot: Robot, use_videos: bool = True) -> dict[str, dict]:
-    return {**hw_to_dataset_features(robot.action_features, "action", use_videos),
-            **hw_to_dataset_features(robot.observation_features, "observation", use_videos)}
+    return {
+        **hw_to_dataset_features(robot.action_features, "action", use_videos),
+        **hw_to_dataset_features(robot.observation_features, "observation", use_videos),
+    }
 
 
-def record_loop(robot: Robot, teleop: Teleoperator | None, fps: float, duration_s: float, events: RecordEvents,
-                dataset=None, task: str = "", timer: LoopTimer | None = None) -> LoopTimer:
+def record_loop(
+    robot: Robot,
+    teleop: Teleoperator | None,
+    fps: float,
+    duration_s: float,
+    events: RecordEvents,
+    dataset=None,
+    task: str = "",
+    timer: LoopTimer | None = None,
+) -> LoopTimer:
     """One phase: teleoperate for `duration_s`, adding a frame per tick when `dataset` is given."""
     timer = timer or LoopTimer(fps)
     start_ticks = timer.ticks
@@ -95,16 +108,31 @@ def record_loop(robot: Robot, teleop: Teleoperator | None, fps: float, duration_
             sent = robot.send_action(action)
         if dataset is not None:
             with timer.stage("write"):
-                frame = {**build_dataset_frame(features, obs, "observation"), **build_dataset_frame(features, sent, "action")}
+                frame = {
+                    **build_dataset_frame(features, obs, "observation"),
+                    **build_dataset_frame(features, sent, "action"),
+                }
                 dataset.add_frame({**frame, "task": task})
         timer.wait()
     events.exit_early = False
     return timer
 
 
-def record(robot: Robot, teleop: Teleoperator | None, root: str | Path, task: str, fps: int = 30,
-           num_episodes: int = 1, episode_time_s: float = 60, reset_time_s: float = 10, use_videos: bool = True,
-           resume: bool = False, events: RecordEvents | None = None, keyboard: bool = True, video_codec: str = "av1"):
+def record(
+    robot: Robot,
+    teleop: Teleoperator | None,
+    root: str | Path,
+    task: str,
+    fps: int = 30,
+    num_episodes: int = 1,
+    episode_time_s: float = 60,
+    reset_time_s: float = 10,
+    use_videos: bool = True,
+    resume: bool = False,
+    events: RecordEvents | None = None,
+    keyboard: bool = True,
+    video_codec: str = "av1",
+):
     """Record `num_episodes` episodes into the dataset at `root`; returns (dataset, timer)."""
     from robokit.data import RobotDataset
 
@@ -117,12 +145,23 @@ def record(robot: Robot, teleop: Teleoperator | None, root: str | Path, task: st
         dataset = RobotDataset.resume(root, video_codec=video_codec)
         expected = dataset_features_for(robot, use_videos)
         have = {k: v for k, v in dataset.features.items() if k in expected}
-        if any(have.get(k, {}).get("shape") != v["shape"] or have.get(k, {}).get("names") != v["names"] for k, v in expected.items()):
-            raise ValueError(f"record --resume: the dataset at {root} declares {sorted(have)} with other shapes or "
-                             f"names than this robot's {sorted(expected)}")
+        if any(
+            have.get(k, {}).get("shape") != v["shape"] or have.get(k, {}).get("names") != v["names"]
+            for k, v in expected.items()
+        ):
+            raise ValueError(
+                f"record --resume: the dataset at {root} declares {sorted(have)} with other shapes or "
+                f"names than this robot's {sorted(expected)}"
+            )
     else:
-        dataset = RobotDataset.create(root, fps, dataset_features_for(robot, use_videos), robot_type=robot.robot_type,
-                                      use_videos=use_videos, video_codec=video_codec)
+        dataset = RobotDataset.create(
+            root,
+            fps,
+            dataset_features_for(robot, use_videos),
+            robot_type=robot.robot_type,
+            use_videos=use_videos,
+            video_codec=video_codec,
+        )
     timer = LoopTimer(fps)
     recorded = 0
     try:
@@ -159,7 +198,9 @@ def episode_actions(root: str | Path, episode: int) -> tuple[list[dict[str, floa
     return [frame_to_action(ds.features, a) for a in actions[order]], ds.meta.fps
 
 
-def replay(robot: Robot, root: str | Path, episode: int = 0, fps: int | None = None) -> tuple[list[dict], LoopTimer]:
+def replay(
+    robot: Robot, root: str | Path, episode: int = 0, fps: int | None = None
+) -> tuple[list[dict], LoopTimer]:
     """Send an episode's actions to `robot` at the recorded rate; returns what was sent and the timer."""
     actions, dataset_fps = episode_actions(root, episode)
     timer = LoopTimer(fps or dataset_fps)

@@ -11,8 +11,15 @@ from robokit.teleoperators.teleoperator import Teleoperator
 logger = logging.getLogger(__name__)
 
 
-def teleoperate_loop(robot: Robot, teleop: Teleoperator, fps: float, duration_s: float | None = None,
-                     observe: bool = True, timer: LoopTimer | None = None, should_stop=None) -> LoopTimer:
+def teleoperate_loop(
+    robot: Robot,
+    teleop: Teleoperator,
+    fps: float,
+    duration_s: float | None = None,
+    observe: bool = True,
+    timer: LoopTimer | None = None,
+    should_stop=None,
+) -> LoopTimer:
     """Run until `duration_s` (or forever / Ctrl-C / `should_stop()`); returns the timer with its figures."""
     timer = timer or LoopTimer(fps)
     while duration_s is None or timer.elapsed < duration_s:

@@ -1,11 +1,11 @@
 """Fixed-rate loops that measure themselves: achieved rate, per-stage time, late ticks.
 
-    timer = LoopTimer(fps=30)
-    while ...:
-        with timer.stage("read"):  obs = robot.get_observation()
-        with timer.stage("send"):  robot.send_action(action)
-        timer.wait()                     # sleeps to the next tick; counts the tick late if it overran
-    print(timer.report())
+timer = LoopTimer(fps=30)
+while ...:
+    with timer.stage("read"):  obs = robot.get_observation()
+    with timer.stage("send"):  robot.send_action(action)
+    timer.wait()                     # sleeps to the next tick; counts the tick late if it overran
+print(timer.report())
 """
 
 from __future__ import annotations
@@ -61,7 +61,12 @@ class LoopTimer:
             self._next = now  # do not try to catch up with a burst of ticks
             if now - self._last_warn > self._warn_every_s:
                 self._last_warn = now
-                logger.warning("loop is behind %g fps: a tick took %.1f ms (period %.1f ms)", self.fps, busy * 1e3, self.period * 1e3)
+                logger.warning(
+                    "loop is behind %g fps: a tick took %.1f ms (period %.1f ms)",
+                    self.fps,
+                    busy * 1e3,
+                    self.period * 1e3,
+                )
         else:
             precise_sleep(self._next - now)
         end = time.perf_counter()
@@ -89,11 +94,17 @@ class LoopTimer:
         }
         for name, values in self.stages.items():
             arr = np.asarray(values) * 1e3
-            out["stages_ms"][name] = {"mean": float(arr.mean()), "p95": float(np.percentile(arr, 95)), "max": float(arr.max())}
+            out["stages_ms"][name] = {
+                "mean": float(arr.mean()),
+                "p95": float(np.percentile(arr, 95)),
+                "max": float(arr.max()),
+            }
         return out
 
     def report(self) -> str:
         s = self.summary()
         stages = "  ".join(f"{n} {v['mean']:.1f}/{v['p95']:.1f} ms" for n, v in s["stages_ms"].items())
-        return (f"{s['ticks']} ticks at {s['achieved_fps']:.1f} fps (target {self.fps:g}), "
-                f"{s['late_ticks']} late ({100 * s['late_fraction']:.1f}%); stage mean/p95: {stages}")
+        return (
+            f"{s['ticks']} ticks at {s['achieved_fps']:.1f} fps (target {self.fps:g}), "
+            f"{s['late_ticks']} late ({100 * s['late_fraction']:.1f}%); stage mean/p95: {stages}"
+        )

@@ -53,7 +53,9 @@ def load_calibration(path: str | Path) -> dict[str, MotorCalibration]:
     for name, entry in raw.items():
         if not isinstance(entry, dict) or set(entry) != fields:
             have = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-            raise ValueError(f"calibration file {path}: motor {name!r} has {have}, expected keys {sorted(fields)}")
+            raise ValueError(
+                f"calibration file {path}: motor {name!r} has {have}, expected keys {sorted(fields)}"
+            )
         out[name] = MotorCalibration(**{k: int(v) for k, v in entry.items()})
     return out
 

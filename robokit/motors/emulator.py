@@ -30,9 +30,30 @@ from robokit.motors.tables import ModelSpec, baudrate_table, model_spec
 logger = logging.getLogger(__name__)
 
 # termios speed constant -> baud rate, to read what the client set on its end of the pty
-_TERMIOS_BAUDS = {getattr(termios, f"B{b}"): b for b in (
-    9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000,
-    1500000, 2000000, 2500000, 3000000, 3500000, 4000000) if hasattr(termios, f"B{b}")}
+_TERMIOS_BAUDS = {
+    getattr(termios, f"B{b}"): b
+    for b in (
+        9600,
+        19200,
+        38400,
+        57600,
+        115200,
+        230400,
+        460800,
+        500000,
+        576000,
+        921600,
+        1000000,
+        1152000,
+        1500000,
+        2000000,
+        2500000,
+        3000000,
+        3500000,
+        4000000,
+    )
+    if hasattr(termios, f"B{b}")
+}
 
 _TCGETS2 = 0x802C542A  # Linux: read struct termios2 (44 bytes; c_ospeed at offset 40)
 
@@ -58,8 +79,14 @@ class FaultConfig:
 class VirtualServo:
     """One servo: a register table plus a shaft that moves toward its goal."""
 
-    def __init__(self, motor_id: int, model: str, baudrate: int = 1_000_000, position: float = 2048.0,
-                 speed: float = 4000.0):
+    def __init__(
+        self,
+        motor_id: int,
+        model: str,
+        baudrate: int = 1_000_000,
+        position: float = 2048.0,
+        speed: float = 4000.0,
+    ):
         self.spec: ModelSpec = model_spec(model)
         self.protocol = self.spec.protocol
         self.regs = bytearray(256)
@@ -69,7 +96,9 @@ class VirtualServo:
         """Steps per second while moving toward the goal with torque on."""
         bauds = baudrate_table(self.protocol)
         if baudrate not in bauds:
-            raise ValueError(f"virtual servo {motor_id}: baudrate={baudrate}, {model} supports {sorted(bauds)}")
+            raise ValueError(
+                f"virtual servo {motor_id}: baudrate={baudrate}, {model} supports {sorted(bauds)}"
+            )
         self._set("Model_Number", self.spec.model_number)
         self._set("ID", motor_id)
         self._set("Baud_Rate", bauds[baudrate])
@@ -175,7 +204,9 @@ class VirtualServo:
             target = self._goal_shaft()
             delta = target - self.position
             max_step = self.speed * dt
-            self.position = target if abs(delta) <= max_step else self.position + max_step * (1 if delta > 0 else -1)
+            self.position = (
+                target if abs(delta) <= max_step else self.position + max_step * (1 if delta > 0 else -1)
+            )
 
     def set_position(self, shaft: float) -> None:
         """Move the shaft by hand (a human moving a leader arm)."""
@@ -186,7 +217,9 @@ class VirtualServo:
 class ServoChainEmulator:
     """Virtual servos on one bus behind a pty; `port` is the path a bus opens."""
 
-    def __init__(self, protocol: str, motors: dict[int, str], baudrate: int = 1_000_000, speed: float = 4000.0):
+    def __init__(
+        self, protocol: str, motors: dict[int, str], baudrate: int = 1_000_000, speed: float = 4000.0
+    ):
         if protocol not in ("feetech", "dynamixel"):
             raise ValueError(f"ServoChainEmulator: protocol={protocol!r}, expected 'feetech' or 'dynamixel'")
         self.protocol = protocol
@@ -194,7 +227,9 @@ class ServoChainEmulator:
         for motor_id, model in motors.items():
             servo = VirtualServo(motor_id, model, baudrate=baudrate, speed=speed)
             if servo.protocol != protocol:
-                raise ValueError(f"ServoChainEmulator: motor {motor_id} model {model!r} speaks {servo.protocol}, the chain is {protocol}")
+                raise ValueError(
+                    f"ServoChainEmulator: motor {motor_id} model {model!r} speaks {servo.protocol}, the chain is {protocol}"
+                )
             self.servos.append(servo)
         self.faults = FaultConfig()
         self.packets_received = 0
@@ -214,7 +249,9 @@ class ServoChainEmulator:
         for servo in self.servos:
             if servo.motor_id == motor_id:
                 return servo
-        raise KeyError(f"emulator on {self.port}: no motor with id {motor_id}; ids: {[s.motor_id for s in self.servos]}")
+        raise KeyError(
+            f"emulator on {self.port}: no motor with id {motor_id}; ids: {[s.motor_id for s in self.servos]}"
+        )
 
     def start(self) -> "ServoChainEmulator":
         self._thread = threading.Thread(target=self._serve, name=f"servo-emulator-{self.port}", daemon=True)
@@ -308,8 +345,11 @@ class ServoChainEmulator:
                     return
 
     def _answering(self, line_baud: int | None) -> list[VirtualServo]:
-        return [s for s in self.servos
-                if s.motor_id not in self.faults.silent_ids and (line_baud is None or s.baudrate == line_baud)]
+        return [
+            s
+            for s in self.servos
+            if s.motor_id not in self.faults.silent_ids and (line_baud is None or s.baudrate == line_baud)
+        ]
 
     def _status(self, servo: VirtualServo, error: int, params: bytes = b"") -> bytes:
         if self.protocol == "feetech":
@@ -334,7 +374,9 @@ class ServoChainEmulator:
             for servo in sorted(targets, key=lambda s: s.motor_id):
                 params = b""
                 if dxl:
-                    params = servo.spec.model_number.to_bytes(2, "little") + bytes([servo.get("Firmware_Version")])
+                    params = servo.spec.model_number.to_bytes(2, "little") + bytes(
+                        [servo.get("Firmware_Version")]
+                    )
                 out.append(self._status(servo, 0, params))
             return out
         if inst == P.INST_READ:
@@ -356,10 +398,14 @@ class ServoChainEmulator:
                     servo._set("Baud_Rate", new_baud)
             return out
         if inst == P.INST_SYNC_READ:
-            addr, length, ids = (prm[0] | prm[1] << 8, prm[2] | prm[3] << 8, prm[4:]) if dxl else (prm[0], prm[1], prm[2:])
+            addr, length, ids = (
+                (prm[0] | prm[1] << 8, prm[2] | prm[3] << 8, prm[4:]) if dxl else (prm[0], prm[1], prm[2:])
+            )
             return [self._status(by_id[i], 0, by_id[i].read(addr, length)) for i in ids if i in by_id]
         if inst == P.INST_SYNC_WRITE:
-            addr, length, rest = (prm[0] | prm[1] << 8, prm[2] | prm[3] << 8, prm[4:]) if dxl else (prm[0], prm[1], prm[2:])
+            addr, length, rest = (
+                (prm[0] | prm[1] << 8, prm[2] | prm[3] << 8, prm[4:]) if dxl else (prm[0], prm[1], prm[2:])
+            )
             for i in range(0, len(rest) - length, length + 1):
                 servo = by_id.get(rest[i])
                 if servo is not None:

@@ -58,7 +58,6 @@ class FeetechMotorsBus(MotorsBus):
                 else:
                     time.sleep(0.001)
         except _PORT_ERRORS as exc:
-
             raise PortLostError(f"broadcast ping on {self.port}: the port is gone ({exc})") from exc
         ids, corrupted = set(), False
         while buf:

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from robokit.motors.calibration import MotorCalibration, MotorNormMode, normalize, unnormalize
-from robokit.motors.tables import MODEL_BY_NUMBER, ModelSpec, baudrate_table, decode_value, encode_value, model_spec
+from robokit.motors.tables import (
+    MODEL_BY_NUMBER,
+    ModelSpec,
+    baudrate_table,
+    decode_value,
+    encode_value,
+    model_spec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +64,15 @@ class MotorsBus(abc.ABC):
     default_timeout_ms: int = 0
     """0: the SDK's own packet timeout."""
 
-    def __init__(self, port: str, motors: dict[str, Motor], calibration: dict[str, MotorCalibration] | None = None,
-                 num_retry: int = 3, baudrate: int = 1_000_000, extra_timeout_ms: float | None = None):
+    def __init__(
+        self,
+        port: str,
+        motors: dict[str, Motor],
+        calibration: dict[str, MotorCalibration] | None = None,
+        num_retry: int = 3,
+        baudrate: int = 1_000_000,
+        extra_timeout_ms: float | None = None,
+    ):
         self.port = port
         if extra_timeout_ms is None:
             # the SDKs' timeouts assume a dedicated USB adapter; an emulator behind a pty shares the
@@ -76,7 +90,9 @@ class MotorsBus(abc.ABC):
         self.specs: dict[str, ModelSpec] = {name: model_spec(m.model) for name, m in self.motors.items()}
         for name, spec in self.specs.items():
             if spec.protocol != self.protocol:
-                raise ValueError(f"bus {port}: motor {name!r} model {spec.model!r} speaks {spec.protocol}, this is a {self.protocol} bus")
+                raise ValueError(
+                    f"bus {port}: motor {name!r} model {spec.model!r} speaks {spec.protocol}, this is a {self.protocol} bus"
+                )
         self._id_to_name = {m.id: name for name, m in self.motors.items()}
         self.port_handler = None
         self.packet_handler = None
@@ -145,7 +161,9 @@ class MotorsBus(abc.ABC):
 
     def set_baudrate(self, baudrate: int) -> None:
         if baudrate not in baudrate_table(self.protocol):
-            raise ValueError(f"{self.protocol} bus: baudrate={baudrate}, expected one of {sorted(baudrate_table(self.protocol))}")
+            raise ValueError(
+                f"{self.protocol} bus: baudrate={baudrate}, expected one of {sorted(baudrate_table(self.protocol))}"
+            )
         if not self.port_handler.setBaudRate(baudrate):
             raise ConnectionError(f"port {self.port}: could not set baud rate {baudrate}")
         self.baudrate = baudrate
@@ -158,7 +176,9 @@ class MotorsBus(abc.ABC):
                 missing.append(f"{name!r} (id {motor.id})")
             elif model_number != self.specs[name].model_number:
                 found = MODEL_BY_NUMBER.get((self.protocol, model_number))
-                wrong.append(f"{name!r} (id {motor.id}) is {found.model if found else model_number}, expected {motor.model}")
+                wrong.append(
+                    f"{name!r} (id {motor.id}) is {found.model if found else model_number}, expected {motor.model}"
+                )
         if missing or wrong:
             self.disconnect(disable_torque=False)
             problems = ([f"no answer from {', '.join(missing)}"] if missing else []) + wrong
@@ -199,7 +219,9 @@ class MotorsBus(abc.ABC):
                 self.port_handler.ser.reset_input_buffer()
                 value, comm, error = fn()
             except _PORT_ERRORS as exc:
-                raise PortLostError(f"{what} on {self.port}: the port is gone ({exc}); was the adapter unplugged?") from exc
+                raise PortLostError(
+                    f"{what} on {self.port}: the port is gone ({exc}); was the adapter unplugged?"
+                ) from exc
             except IndexError:  # the SDK indexes into a reply shorter than expected: a corrupted reply
                 value, comm, error = None, sdk.COMM_RX_CORRUPT, 0
             if comm == sdk.COMM_SUCCESS and error == 0:
@@ -235,8 +257,11 @@ class MotorsBus(abc.ABC):
         """The model number of `motor`, or None (or an error) when it does not answer."""
         name, motor_id = self._motor(motor)
         try:
-            return self._transact(f"ping of motor {name!r} (id {motor_id})",
-                                  lambda: self.packet_handler.ping(self.port_handler, motor_id), num_retry)
+            return self._transact(
+                f"ping of motor {name!r} (id {motor_id})",
+                lambda: self.packet_handler.ping(self.port_handler, motor_id),
+                num_retry,
+            )
         except PortLostError:
             raise
         except CommunicationError:
@@ -256,26 +281,46 @@ class MotorsBus(abc.ABC):
         self.set_baudrate(original)
         return found
 
-    def read(self, register: str, motor: str | int, normalize: bool = True, num_retry: int | None = None) -> float | int:
+    def read(
+        self, register: str, motor: str | int, normalize: bool = True, num_retry: int | None = None
+    ) -> float | int:
         name, motor_id = self._motor(motor)
         addr, size = self._register(register, name)
         read_fn = getattr(self.packet_handler, f"read{size}ByteTxRx")
-        raw = self._transact(f"read of {register} from motor {name!r} (id {motor_id})",
-                             lambda: read_fn(self.port_handler, motor_id, addr), num_retry)
+        raw = self._transact(
+            f"read of {register} from motor {name!r} (id {motor_id})",
+            lambda: read_fn(self.port_handler, motor_id, addr),
+            num_retry,
+        )
         value = decode_value(self.protocol, register, raw, size)
         return self._normalize_one(name, register, value) if normalize else value
 
-    def write(self, register: str, motor: str | int, value: float, normalize: bool = True, num_retry: int | None = None) -> None:
+    def write(
+        self,
+        register: str,
+        motor: str | int,
+        value: float,
+        normalize: bool = True,
+        num_retry: int | None = None,
+    ) -> None:
         name, motor_id = self._motor(motor)
         addr, size = self._register(register, name)
         raw = self._unnormalize_one(name, register, value) if normalize else int(value)
         data = encode_value(self.protocol, register, raw, size)
         write_fn = getattr(self.packet_handler, f"write{size}ByteTxRx")
-        self._transact(f"write of {register}={value} to motor {name!r} (id {motor_id})",
-                       lambda: (None, *write_fn(self.port_handler, motor_id, addr, data)), num_retry)
+        self._transact(
+            f"write of {register}={value} to motor {name!r} (id {motor_id})",
+            lambda: (None, *write_fn(self.port_handler, motor_id, addr, data)),
+            num_retry,
+        )
 
-    def sync_read(self, register: str, motors: Iterable[str] | None = None, normalize: bool = True,
-                  num_retry: int | None = None) -> dict[str, float | int]:
+    def sync_read(
+        self,
+        register: str,
+        motors: Iterable[str] | None = None,
+        normalize: bool = True,
+        num_retry: int | None = None,
+    ) -> dict[str, float | int]:
         """Read one register of many motors in one transaction: `{name: value}`."""
         names = list(motors) if motors is not None else list(self.motors)
         addr, size = self._register(register, names[0] if names else None)
@@ -303,8 +348,9 @@ class MotorsBus(abc.ABC):
             return {name: self._normalize_one(name, register, v) for name, v in values.items()}
         return values
 
-    def sync_write(self, register: str, values: dict[str, float], normalize: bool = True,
-                   num_retry: int | None = None) -> None:
+    def sync_write(
+        self, register: str, values: dict[str, float], normalize: bool = True, num_retry: int | None = None
+    ) -> None:
         """Write one register of many motors in one packet (no reply, so no retry on the motors' side)."""
         if not values:
             return
@@ -316,24 +362,36 @@ class MotorsBus(abc.ABC):
             raw = self._unnormalize_one(name, register, value) if normalize else int(value)
             data = encode_value(self.protocol, register, raw, size)
             group.addParam(motor_id, list(data.to_bytes(size, "little")))
-        self._transact(f"sync write of {register} to motors {list(values)}", lambda: (None, group.txPacket(), 0), num_retry)
+        self._transact(
+            f"sync write of {register} to motors {list(values)}",
+            lambda: (None, group.txPacket(), 0),
+            num_retry,
+        )
 
     # -- normalization ---------------------------------------------------------------------------
     def _normalize_one(self, name: str, register: str, value: int) -> float | int:
         if register not in NORMALIZED_REGISTERS:
             return value
         if name not in self.calibration:
-            raise RuntimeError(f"bus {self.port}: motor {name!r} has no calibration, so {register} cannot be "
-                               "normalized; run `robokit calibrate` (or read with normalize=False)")
-        return normalize(value, self.calibration[name], self.motors[name].norm_mode, self.specs[name].resolution)
+            raise RuntimeError(
+                f"bus {self.port}: motor {name!r} has no calibration, so {register} cannot be "
+                "normalized; run `robokit calibrate` (or read with normalize=False)"
+            )
+        return normalize(
+            value, self.calibration[name], self.motors[name].norm_mode, self.specs[name].resolution
+        )
 
     def _unnormalize_one(self, name: str, register: str, value: float) -> int:
         if register not in NORMALIZED_REGISTERS:
             return int(value)
         if name not in self.calibration:
-            raise RuntimeError(f"bus {self.port}: motor {name!r} has no calibration, so {register}={value} cannot be "
-                               "converted to steps; run `robokit calibrate` (or write with normalize=False)")
-        return unnormalize(value, self.calibration[name], self.motors[name].norm_mode, self.specs[name].resolution)
+            raise RuntimeError(
+                f"bus {self.port}: motor {name!r} has no calibration, so {register}={value} cannot be "
+                "converted to steps; run `robokit calibrate` (or write with normalize=False)"
+            )
+        return unnormalize(
+            value, self.calibration[name], self.motors[name].norm_mode, self.specs[name].resolution
+        )
 
     # -- torque and modes ------------------------------------------------------------------------
     def enable_torque(self, motors: Iterable[str] | None = None, num_retry: int | None = None) -> None:
@@ -361,8 +419,12 @@ class MotorsBus(abc.ABC):
         maxs = self.sync_read("Max_Position_Limit", normalize=False)
         return {
             name: MotorCalibration(
-                id=m.id, drive_mode=self.calibration[name].drive_mode if name in self.calibration else 0,
-                homing_offset=int(offsets[name]), range_min=int(mins[name]), range_max=int(maxs[name]))
+                id=m.id,
+                drive_mode=self.calibration[name].drive_mode if name in self.calibration else 0,
+                homing_offset=int(offsets[name]),
+                range_min=int(mins[name]),
+                range_max=int(maxs[name]),
+            )
             for name, m in self.motors.items()
         }
 
@@ -381,7 +443,9 @@ class MotorsBus(abc.ABC):
         calibration = self.calibration if calibration is None else calibration
         problems = []
         if set(calibration) != set(self.motors):
-            problems.append(f"calibration has motors {sorted(calibration)}, the bus has {sorted(self.motors)}")
+            problems.append(
+                f"calibration has motors {sorted(calibration)}, the bus has {sorted(self.motors)}"
+            )
             return problems
         for name, cal in calibration.items():
             if cal.id != self.motors[name].id:
@@ -392,7 +456,9 @@ class MotorsBus(abc.ABC):
         for name, cal in calibration.items():
             for key in ("homing_offset", "range_min", "range_max"):
                 if getattr(cal, key) != getattr(found[name], key):
-                    problems.append(f"{name!r}: {key} is {getattr(found[name], key)} in the motor, {getattr(cal, key)} in the file")
+                    problems.append(
+                        f"{name!r}: {key} is {getattr(found[name], key)} in the motor, {getattr(cal, key)} in the file"
+                    )
         return problems
 
     def reset_calibration(self, motors: Iterable[str] | None = None) -> None:
@@ -407,13 +473,20 @@ class MotorsBus(abc.ABC):
         motors = list(motors or self.motors)
         self.reset_calibration(motors)
         present = self.sync_read("Present_Position", motors, normalize=False)
-        offsets = {name: self._homing_offset_for(int(present[name]), self.specs[name].resolution) for name in motors}
+        offsets = {
+            name: self._homing_offset_for(int(present[name]), self.specs[name].resolution) for name in motors
+        }
         for name, offset in offsets.items():
             self.write("Homing_Offset", name, offset, normalize=False)
         return offsets
 
-    def record_ranges_of_motion(self, motors: Iterable[str] | None = None, stop: Callable[[], bool] | None = None,
-                                poll_s: float = 0.02, display: bool = False) -> tuple[dict[str, int], dict[str, int]]:
+    def record_ranges_of_motion(
+        self,
+        motors: Iterable[str] | None = None,
+        stop: Callable[[], bool] | None = None,
+        poll_s: float = 0.02,
+        display: bool = False,
+    ) -> tuple[dict[str, int], dict[str, int]]:
         """Track min / max raw positions while the user sweeps each joint, until `stop()` is true."""
         motors = list(motors or self.motors)
         start = self.sync_read("Present_Position", motors, normalize=False)
@@ -432,11 +505,15 @@ class MotorsBus(abc.ABC):
             print()
         flat = [name for name in motors if mins[name] == maxs[name]]
         if flat:
-            raise ValueError(f"record_ranges_of_motion: motors {flat} did not move; sweep every joint through its range")
+            raise ValueError(
+                f"record_ranges_of_motion: motors {flat} did not move; sweep every joint through its range"
+            )
         return {n: int(v) for n, v in mins.items()}, {n: int(v) for n, v in maxs.items()}
 
     # -- motor setup ---------------------------------------------------------------------------
-    def setup_motor(self, motor: str, initial_baudrate: int | None = None, initial_id: int | None = None) -> None:
+    def setup_motor(
+        self, motor: str, initial_baudrate: int | None = None, initial_id: int | None = None
+    ) -> None:
         """Give the single motor connected to the bus the id and baud rate this bus expects.
 
         The motor is found by scanning all baud rates (unless `initial_baudrate` / `initial_id` are given);
@@ -448,13 +525,17 @@ class MotorsBus(abc.ABC):
             flat = [(baud, mid, model) for baud, ms in found.items() for mid, model in ms.items()]
             if len(flat) != 1:
                 self.set_baudrate(self.baudrate)
-                raise RuntimeError(f"setup_motor({name!r}): expected exactly one motor on {self.port}, found {len(flat)} "
-                                   f"({flat}); connect only the {name} motor")
+                raise RuntimeError(
+                    f"setup_motor({name!r}): expected exactly one motor on {self.port}, found {len(flat)} "
+                    f"({flat}); connect only the {name} motor"
+                )
             initial_baudrate, initial_id, model_number = flat[0]
             if model_number != self.specs[name].model_number:
                 found_model = MODEL_BY_NUMBER.get((self.protocol, model_number))
-                raise RuntimeError(f"setup_motor({name!r}): found a {found_model.model if found_model else model_number}, "
-                                   f"expected {self.motors[name].model}")
+                raise RuntimeError(
+                    f"setup_motor({name!r}): found a {found_model.model if found_model else model_number}, "
+                    f"expected {self.motors[name].model}"
+                )
         target_baud = self.baudrate
         self.set_baudrate(initial_baudrate)
         self._motor_id_override(initial_id, "Torque_Enable", 0)
@@ -462,11 +543,18 @@ class MotorsBus(abc.ABC):
         self._motor_id_override(target_id, "Baud_Rate", baudrate_table(self.protocol)[target_baud])
         self.set_baudrate(target_baud)
         if self.ping(name, num_retry=2, raise_on_error=False) is None:
-            raise RuntimeError(f"setup_motor({name!r}): the motor does not answer at id {target_id}, {target_baud} baud after setup")
-        logger.info("motor %r: id %d -> %d, baud %d -> %d", name, initial_id, target_id, initial_baudrate, target_baud)
+            raise RuntimeError(
+                f"setup_motor({name!r}): the motor does not answer at id {target_id}, {target_baud} baud after setup"
+            )
+        logger.info(
+            "motor %r: id %d -> %d, baud %d -> %d", name, initial_id, target_id, initial_baudrate, target_baud
+        )
 
     def _motor_id_override(self, motor_id: int, register: str, value: int) -> None:
         addr, size = self._register(register)
         write_fn = getattr(self.packet_handler, f"write{size}ByteTxRx")
-        self._transact(f"write of {register}={value} to motor id {motor_id}",
-                       lambda: (None, *write_fn(self.port_handler, motor_id, addr, value)), None)
+        self._transact(
+            f"write of {register}={value} to motor id {motor_id}",
+            lambda: (None, *write_fn(self.port_handler, motor_id, addr, value)),
+            None,
+        )

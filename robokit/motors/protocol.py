@@ -34,9 +34,15 @@ INST_SYNC_READ = 0x82
 INST_SYNC_WRITE = 0x83
 
 INSTRUCTION_NAMES = {
-    INST_PING: "ping", INST_READ: "read", INST_WRITE: "write", INST_REG_WRITE: "reg_write",
-    INST_ACTION: "action", INST_FACTORY_RESET: "factory_reset", INST_REBOOT: "reboot",
-    INST_SYNC_READ: "sync_read", INST_SYNC_WRITE: "sync_write",
+    INST_PING: "ping",
+    INST_READ: "read",
+    INST_WRITE: "write",
+    INST_REG_WRITE: "reg_write",
+    INST_ACTION: "action",
+    INST_FACTORY_RESET: "factory_reset",
+    INST_REBOOT: "reboot",
+    INST_SYNC_READ: "sync_read",
+    INST_SYNC_WRITE: "sync_write",
 }
 
 
@@ -90,7 +96,9 @@ def feetech_decode(buf: bytes | bytearray) -> tuple[Packet | None, int]:
         return None, start
     body = bytes(buf[start + 2 : end - 1])
     if feetech_checksum(body) != buf[end - 1]:
-        raise PacketError(f"feetech packet: checksum 0x{buf[end - 1]:02x}, expected 0x{feetech_checksum(body):02x}")
+        raise PacketError(
+            f"feetech packet: checksum 0x{buf[end - 1]:02x}, expected 0x{feetech_checksum(body):02x}"
+        )
     return Packet(body[0], body[2], body[3:]), end
 
 
@@ -123,7 +131,7 @@ def _stuff(payload: bytes, prefix: bytes) -> bytes:
         out.append(byte)
         if byte == 0xFD and out[-3:-1] == b"\xff\xff":
             out.append(0xFD)
-    return bytes(out[len(prefix):])
+    return bytes(out[len(prefix) :])
 
 
 def _unstuff(payload: bytes, prefix: bytes) -> bytes:
@@ -135,7 +143,7 @@ def _unstuff(payload: bytes, prefix: bytes) -> bytes:
         if byte == 0xFD and out[-3:-1] == b"\xff\xff" and i + 1 < len(payload) and payload[i + 1] == 0xFD:
             i += 1  # drop the stuffed FD
         i += 1
-    return bytes(out[len(prefix):])
+    return bytes(out[len(prefix) :])
 
 
 def dynamixel_encode(motor_id: int, instruction: int, params: bytes = b"", error: int | None = None) -> bytes:

@@ -11,7 +11,14 @@ from robokit.robots.robot import (
     RobotConfig,
 )
 
-__all__ = ["Robot", "RobotConfig", "DeviceNotConnectedError", "DeviceAlreadyConnectedError", "make_robot", "make_teleoperator"]
+__all__ = [
+    "Robot",
+    "RobotConfig",
+    "DeviceNotConnectedError",
+    "DeviceAlreadyConnectedError",
+    "make_robot",
+    "make_teleoperator",
+]
 
 
 def __getattr__(name):

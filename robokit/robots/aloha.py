@@ -18,14 +18,26 @@ from robokit.robots.bimanual import BimanualConfig, BimanualFollower, BimanualLe
 from robokit.robots.servo_arm import ServoArmFollower, ServoArmLeader
 
 VIPERX_LAYOUT = {
-    "waist": (1, "xm540-w270"), "shoulder": (2, "xm540-w270"), "shoulder_shadow": (3, "xm540-w270"),
-    "elbow": (4, "xm540-w270"), "elbow_shadow": (5, "xm540-w270"), "forearm_roll": (6, "xm540-w270"),
-    "wrist_angle": (7, "xm540-w270"), "wrist_rotate": (8, "xm430-w350"), "gripper": (9, "xm430-w350"),
+    "waist": (1, "xm540-w270"),
+    "shoulder": (2, "xm540-w270"),
+    "shoulder_shadow": (3, "xm540-w270"),
+    "elbow": (4, "xm540-w270"),
+    "elbow_shadow": (5, "xm540-w270"),
+    "forearm_roll": (6, "xm540-w270"),
+    "wrist_angle": (7, "xm540-w270"),
+    "wrist_rotate": (8, "xm430-w350"),
+    "gripper": (9, "xm430-w350"),
 }
 WIDOWX_LAYOUT = {
-    "waist": (1, "xm430-w350"), "shoulder": (2, "xm430-w350"), "shoulder_shadow": (3, "xm430-w350"),
-    "elbow": (4, "xm430-w350"), "elbow_shadow": (5, "xm430-w350"), "forearm_roll": (6, "xm430-w350"),
-    "wrist_angle": (7, "xm430-w350"), "wrist_rotate": (8, "xl430-w250"), "gripper": (9, "xc430-w150"),
+    "waist": (1, "xm430-w350"),
+    "shoulder": (2, "xm430-w350"),
+    "shoulder_shadow": (3, "xm430-w350"),
+    "elbow": (4, "xm430-w350"),
+    "elbow_shadow": (5, "xm430-w350"),
+    "forearm_roll": (6, "xm430-w350"),
+    "wrist_angle": (7, "xm430-w350"),
+    "wrist_rotate": (8, "xl430-w250"),
+    "gripper": (9, "xc430-w150"),
 }
 SHADOWS = {"shoulder_shadow": "shoulder", "elbow_shadow": "elbow"}
 
@@ -93,11 +105,12 @@ class AlohaFollower(BimanualFollower):
     @staticmethod
     def default_cameras() -> dict[str, CameraConfig]:
         """ALOHA-2's four cameras (indices to adapt to the host)."""
-        return {name: CameraConfig("opencv", str(i), 640, 480, 30)
-                for i, name in enumerate(("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"))}
+        return {
+            name: CameraConfig("opencv", str(i), 640, 480, 30)
+            for i, name in enumerate(("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"))
+        }
 
 
 class AlohaLeader(BimanualLeader):
     name = "aloha_leader"
     arm_class = WidowXLeader
-

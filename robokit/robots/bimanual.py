@@ -12,8 +12,8 @@ from typing import Any
 
 from robokit.cameras.camera import Camera, CameraConfig, make_camera
 from robokit.robots.robot import Robot, RobotConfig
-from robokit.robots.so101 import SO101Follower, SO101Leader
 from robokit.robots.servo_arm import ServoArmConfig, ServoArmFollower, ServoArmLeader, ServoLeaderConfig
+from robokit.robots.so101 import SO101Follower, SO101Leader
 from robokit.teleoperators.teleoperator import Teleoperator, TeleoperatorConfig
 
 SIDES = ("left", "right")
@@ -65,9 +65,13 @@ class BimanualFollower(Robot):
         self.arms: dict[str, ServoArmFollower] = {}
         for side in SIDES:
             arm_cfg = ServoArmConfig(
-                id=f"{config.id}_{side}", calibration_dir=config.calibration_dir, port=getattr(config, f"{side}_port"),
+                id=f"{config.id}_{side}",
+                calibration_dir=config.calibration_dir,
+                port=getattr(config, f"{side}_port"),
                 disable_torque_on_disconnect=config.disable_torque_on_disconnect,
-                max_relative_target=config.max_relative_target, use_degrees=config.use_degrees)
+                max_relative_target=config.max_relative_target,
+                use_degrees=config.use_degrees,
+            )
             self.arms[side] = self.arm_class(arm_cfg)
         self.cameras: dict[str, Camera] = {name: make_camera(cfg) for name, cfg in config.cameras.items()}
 
@@ -82,7 +86,9 @@ class BimanualFollower(Robot):
 
     @property
     def is_connected(self) -> bool:
-        return all(arm.is_connected for arm in self.arms.values()) and all(c.is_connected for c in self.cameras.values())
+        return all(arm.is_connected for arm in self.arms.values()) and all(
+            c.is_connected for c in self.cameras.values()
+        )
 
     @property
     def is_calibrated(self) -> bool:
@@ -110,7 +116,11 @@ class BimanualFollower(Robot):
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
         parts = _split(action)
-        return {f"{side}_{k}": v for side, arm in self.arms.items() for k, v in arm.send_action(parts[side]).items()}
+        return {
+            f"{side}_{k}": v
+            for side, arm in self.arms.items()
+            for k, v in arm.send_action(parts[side]).items()
+        }
 
     def disconnect(self) -> None:
         for cam in self.cameras.values():
@@ -127,8 +137,14 @@ class BimanualLeader(Teleoperator):
     def __init__(self, config: BimanualLeaderConfig):
         super().__init__(config)
         self.arms: dict[str, ServoArmLeader] = {
-            side: self.arm_class(ServoLeaderConfig(id=f"{config.id}_{side}", calibration_dir=config.calibration_dir,
-                                                   port=getattr(config, f"{side}_port"), use_degrees=config.use_degrees))
+            side: self.arm_class(
+                ServoLeaderConfig(
+                    id=f"{config.id}_{side}",
+                    calibration_dir=config.calibration_dir,
+                    port=getattr(config, f"{side}_port"),
+                    use_degrees=config.use_degrees,
+                )
+            )
             for side in SIDES
         }
 

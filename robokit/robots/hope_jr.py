@@ -9,8 +9,13 @@ from robokit.motors.feetech import FeetechMotorsBus
 from robokit.robots.servo_arm import ServoArmFollower
 
 HOPE_JR_ARM_LAYOUT = {
-    "shoulder_pitch": (1, "sm8512bl"), "shoulder_yaw": (2, "sts3250"), "shoulder_roll": (3, "sts3250"),
-    "elbow_flex": (4, "sts3250"), "wrist_roll": (5, "sts3215"), "wrist_yaw": (6, "sts3215"), "wrist_pitch": (7, "sts3215"),
+    "shoulder_pitch": (1, "sm8512bl"),
+    "shoulder_yaw": (2, "sts3250"),
+    "shoulder_roll": (3, "sts3250"),
+    "elbow_flex": (4, "sts3250"),
+    "wrist_roll": (5, "sts3215"),
+    "wrist_yaw": (6, "sts3215"),
+    "wrist_pitch": (7, "sts3215"),
 }
 
 

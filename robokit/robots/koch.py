@@ -6,8 +6,12 @@ from robokit.motors.dynamixel import DynamixelMotorsBus
 from robokit.robots.servo_arm import ServoArmFollower, ServoArmLeader
 
 KOCH_FOLLOWER_LAYOUT = {
-    "shoulder_pan": (1, "xl430-w250"), "shoulder_lift": (2, "xl430-w250"), "elbow_flex": (3, "xl330-m288"),
-    "wrist_flex": (4, "xl330-m288"), "wrist_roll": (5, "xl330-m288"), "gripper": (6, "xl330-m288"),
+    "shoulder_pan": (1, "xl430-w250"),
+    "shoulder_lift": (2, "xl430-w250"),
+    "elbow_flex": (3, "xl330-m288"),
+    "wrist_flex": (4, "xl330-m288"),
+    "wrist_roll": (5, "xl330-m288"),
+    "gripper": (6, "xl330-m288"),
 }
 KOCH_LEADER_LAYOUT = {name: (motor_id, "xl330-m077") for name, (motor_id, _) in KOCH_FOLLOWER_LAYOUT.items()}
 

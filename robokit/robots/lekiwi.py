@@ -22,10 +22,18 @@ from robokit.motors.feetech import FeetechMotorsBus
 from robokit.robots.servo_arm import ServoArmConfig, ServoArmFollower, clamp_relative
 
 ARM_LAYOUT = {
-    "arm_shoulder_pan": (1, "sts3215"), "arm_shoulder_lift": (2, "sts3215"), "arm_elbow_flex": (3, "sts3215"),
-    "arm_wrist_flex": (4, "sts3215"), "arm_wrist_roll": (5, "sts3215"), "arm_gripper": (6, "sts3215"),
+    "arm_shoulder_pan": (1, "sts3215"),
+    "arm_shoulder_lift": (2, "sts3215"),
+    "arm_elbow_flex": (3, "sts3215"),
+    "arm_wrist_flex": (4, "sts3215"),
+    "arm_wrist_roll": (5, "sts3215"),
+    "arm_gripper": (6, "sts3215"),
 }
-WHEELS = {"base_left_wheel": (7, "sts3215"), "base_back_wheel": (8, "sts3215"), "base_right_wheel": (9, "sts3215")}
+WHEELS = {
+    "base_left_wheel": (7, "sts3215"),
+    "base_back_wheel": (8, "sts3215"),
+    "base_right_wheel": (9, "sts3215"),
+}
 WHEEL_ANGLES_DEG = {"base_left_wheel": 60.0, "base_back_wheel": 180.0, "base_right_wheel": 300.0}
 BASE_FEATURES = ("x.vel", "y.vel", "theta.vel")
 STEPS_PER_TURN = 4096
@@ -99,7 +107,12 @@ class LeKiwi(ServoArmFollower):
         arm = self.bus.sync_read("Present_Position", self.arm_motors)
         wheels = self.bus.sync_read("Present_Velocity", list(WHEELS), normalize=False)
         vx, vy, wz = self.kinematics.wheels_to_body(np.array([wheels[w] for w in WHEELS]))
-        obs: dict[str, Any] = {**{f"{m}.pos": float(v) for m, v in arm.items()}, "x.vel": vx, "y.vel": vy, "theta.vel": wz}
+        obs: dict[str, Any] = {
+            **{f"{m}.pos": float(v) for m, v in arm.items()},
+            "x.vel": vx,
+            "y.vel": vy,
+            "theta.vel": wz,
+        }
         for name, cam in self.cameras.items():
             obs[name] = cam.async_read()
         return obs
@@ -113,13 +126,19 @@ class LeKiwi(ServoArmFollower):
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
         if not self._calibration_ok:
-            raise RuntimeError(f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`")
+            raise RuntimeError(
+                f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`"
+            )
         unknown = set(action) - set(self.action_features)
         if unknown:
-            raise KeyError(f"{self!r}.send_action: unknown action keys {sorted(unknown)}; expected {list(self.action_features)}")
+            raise KeyError(
+                f"{self!r}.send_action: unknown action keys {sorted(unknown)}; expected {list(self.action_features)}"
+            )
         goal = {k[:-4]: float(v) for k, v in action.items() if k.endswith(".pos")}
         if goal and self.config.max_relative_target is not None:
-            goal = clamp_relative(goal, self.bus.sync_read("Present_Position", list(goal)), self.config.max_relative_target)
+            goal = clamp_relative(
+                goal, self.bus.sync_read("Present_Position", list(goal)), self.config.max_relative_target
+            )
         if goal:
             self.bus.sync_write("Goal_Position", goal)
         base = [float(action.get(k, 0.0)) for k in BASE_FEATURES]

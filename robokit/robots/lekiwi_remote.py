@@ -40,7 +40,9 @@ def encode_observation(obs: dict[str, Any], jpeg_quality: int = 90) -> bytes:
     out: dict[str, Any] = {}
     for key, value in obs.items():
         if isinstance(value, np.ndarray) and value.ndim == 3:
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(value, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            ok, buf = cv2.imencode(
+                ".jpg", cv2.cvtColor(value, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+            )
             if not ok:
                 raise RuntimeError(f"could not JPEG-encode camera {key!r}")
             out[key] = {"jpeg": base64.b64encode(buf.tobytes()).decode("ascii")}
@@ -65,15 +67,24 @@ def decode_observation(message: bytes) -> dict[str, Any]:
         elif isinstance(value, (int, float)):
             obs[key] = float(value)
         else:
-            raise ValueError(f"LeKiwi observation: {key!r} has {type(value).__name__}, expected a number or a JPEG")
+            raise ValueError(
+                f"LeKiwi observation: {key!r} has {type(value).__name__}, expected a number or a JPEG"
+            )
     return obs
 
 
 class LeKiwiHost:
     """Serve a connected LeKiwi: apply the latest command, publish observations at `fps`."""
 
-    def __init__(self, robot: LeKiwi, port_commands: int = 5555, port_observations: int = 5556,
-                 fps: float = 30, watchdog_s: float = 0.5, bind: str = "0.0.0.0"):
+    def __init__(
+        self,
+        robot: LeKiwi,
+        port_commands: int = 5555,
+        port_observations: int = 5556,
+        fps: float = 30,
+        watchdog_s: float = 0.5,
+        bind: str = "0.0.0.0",
+    ):
         zmq = _zmq()
         self.robot, self.fps, self.watchdog_s = robot, fps, watchdog_s
         self.context = zmq.Context()
@@ -155,7 +166,10 @@ class LeKiwiClientConfig(RobotConfig):
 
     def __post_init__(self):
         # camera configs (as the CLI builds them) carry the frame size the host sends
-        self.cameras = {name: (c.height, c.width, 3) if hasattr(c, "height") else tuple(c) for name, c in self.cameras.items()}
+        self.cameras = {
+            name: (c.height, c.width, 3) if hasattr(c, "height") else tuple(c)
+            for name, c in self.cameras.items()
+        }
 
 
 class LeKiwiClient(Robot):
@@ -199,12 +213,16 @@ class LeKiwiClient(Robot):
             raise DeviceNotConnectedError(f"{self!r} is not connected")
         zmq = _zmq()
         if self.observations.poll(int(self.config.timeout_s * 1000), zmq.POLLIN) == 0:
-            raise TimeoutError(f"{self!r}: no observation from {self.config.remote_ip}:{self.config.port_observations} "
-                               f"within {self.config.timeout_s} s; is the LeKiwi host running?")
+            raise TimeoutError(
+                f"{self!r}: no observation from {self.config.remote_ip}:{self.config.port_observations} "
+                f"within {self.config.timeout_s} s; is the LeKiwi host running?"
+            )
         obs = decode_observation(self.observations.recv())
         missing = set(self.observation_features) - set(obs)
         if missing:
-            raise KeyError(f"{self!r}: the host's observation lacks {sorted(missing)}; check the client's camera config")
+            raise KeyError(
+                f"{self!r}: the host's observation lacks {sorted(missing)}; check the client's camera config"
+            )
         self._last_obs = obs
         return {k: obs[k] for k in self.observation_features}
 

@@ -14,12 +14,23 @@ from robokit.cameras.camera import Camera, CameraConfig, make_camera
 from robokit.robots.robot import DeviceAlreadyConnectedError, DeviceNotConnectedError, Robot, RobotConfig
 from robokit.robots.servo_arm import clamp_relative
 
-_ARM = ["shoulder.pitch", "shoulder.roll", "elbow.yaw", "elbow.pitch", "wrist.roll", "wrist.pitch", "wrist.yaw"]
+_ARM = [
+    "shoulder.pitch",
+    "shoulder.roll",
+    "elbow.yaw",
+    "elbow.pitch",
+    "wrist.roll",
+    "wrist.pitch",
+    "wrist.yaw",
+]
 # feature -> attribute path on the SDK object
 JOINTS: dict[str, str] = {
     **{f"{side}_{path.replace('.', '_')}.pos": f"{side}_arm.{path}" for side in ("r", "l") for path in _ARM},
-    "r_gripper.pos": "r_arm.gripper", "l_gripper.pos": "l_arm.gripper",
-    "neck_roll.pos": "head.neck.roll", "neck_pitch.pos": "head.neck.pitch", "neck_yaw.pos": "head.neck.yaw",
+    "r_gripper.pos": "r_arm.gripper",
+    "l_gripper.pos": "l_arm.gripper",
+    "neck_roll.pos": "head.neck.roll",
+    "neck_pitch.pos": "head.neck.pitch",
+    "neck_yaw.pos": "head.neck.yaw",
 }
 BASE = ("x.vel", "y.vel", "theta.vel")
 
@@ -84,7 +95,13 @@ class Reachy2(Robot):
         out = {key: float(self._joint(key).present_position) for key in JOINTS}
         if self.config.with_mobile_base:
             odometry = self.reachy.mobile_base.odometry
-            out.update({"x.vel": float(odometry["vx"]), "y.vel": float(odometry["vy"]), "theta.vel": float(odometry["vtheta"])})
+            out.update(
+                {
+                    "x.vel": float(odometry["vx"]),
+                    "y.vel": float(odometry["vy"]),
+                    "theta.vel": float(odometry["vtheta"]),
+                }
+            )
         return out
 
     def get_observation(self) -> dict[str, Any]:

@@ -34,10 +34,20 @@ TELEOPERATORS: dict[str, str] = {
 }
 # virtual-arm name -> the device type whose servo layout is emulated
 VIRTUAL_ARMS: dict[str, str] = {
-    "so101": "so101_follower", "so101_leader": "so101_leader", "so100": "so100_follower",
-    "so100_leader": "so100_leader", "moss": "moss_follower", "koch": "koch_follower", "koch_leader": "koch_leader",
-    "bi_so101": "bi_so101_follower", "bi_so101_leader": "bi_so101_leader", "viperx": "viperx", "widowx": "widowx",
-    "aloha": "aloha", "aloha_leader": "aloha_leader", "lekiwi": "lekiwi",
+    "so101": "so101_follower",
+    "so101_leader": "so101_leader",
+    "so100": "so100_follower",
+    "so100_leader": "so100_leader",
+    "moss": "moss_follower",
+    "koch": "koch_follower",
+    "koch_leader": "koch_leader",
+    "bi_so101": "bi_so101_follower",
+    "bi_so101_leader": "bi_so101_leader",
+    "viperx": "viperx",
+    "widowx": "widowx",
+    "aloha": "aloha",
+    "aloha_leader": "aloha_leader",
+    "lekiwi": "lekiwi",
     "hope_jr_arm": "hope_jr_arm",
 }
 

@@ -60,20 +60,27 @@ def _release_all() -> None:
             logger.warning("at exit: could not disconnect %r: %s", device, exc)
 
 
-def arm_motors(layout: dict[str, tuple[int, str]], use_degrees: bool, gripper: str = "gripper") -> dict[str, Motor]:
+def arm_motors(
+    layout: dict[str, tuple[int, str]], use_degrees: bool, gripper: str = "gripper"
+) -> dict[str, Motor]:
     body = MotorNormMode.DEGREES if use_degrees else MotorNormMode.RANGE_M100_100
-    return {name: Motor(motor_id, model, MotorNormMode.RANGE_0_100 if name == gripper else body)
-            for name, (motor_id, model) in layout.items()}
+    return {
+        name: Motor(motor_id, model, MotorNormMode.RANGE_0_100 if name == gripper else body)
+        for name, (motor_id, model) in layout.items()
+    }
 
 
-def interactive_calibration(bus: MotorsBus, name: str, full_turn_motors: tuple[str, ...] = (),
-                            input_fn: Callable[[str], str] = input) -> dict[str, MotorCalibration]:
+def interactive_calibration(
+    bus: MotorsBus, name: str, full_turn_motors: tuple[str, ...] = (), input_fn: Callable[[str], str] = input
+) -> dict[str, MotorCalibration]:
     """Homing at the middle pose, then ranges of motion from a sweep of every joint; written to the motors."""
     bus.disable_torque()
     input_fn(f"Move {name} to the middle of its range of motion and press ENTER...")
     offsets = bus.set_half_turn_homings()
     to_sweep = [m for m in bus.motors if m not in full_turn_motors]
-    print(f"Move all joints except {list(full_turn_motors)} through their entire ranges of motion, then press ENTER.")
+    print(
+        f"Move all joints except {list(full_turn_motors)} through their entire ranges of motion, then press ENTER."
+    )
     done = threading.Event()
     threading.Thread(target=lambda: (input_fn(""), done.set()), daemon=True).start()
     mins, maxs = bus.record_ranges_of_motion(to_sweep, stop=done.is_set)
@@ -97,8 +104,10 @@ class _ServoDevice:
 
     def _init_bus(self, port: str, use_degrees: bool) -> None:
         if not port:
-            raise ValueError(f"{type(self).__name__}: config.port is empty; pass the servo bus port "
-                             "(`robokit find-port` finds it, `robokit virtual-arm` makes a virtual one)")
+            raise ValueError(
+                f"{type(self).__name__}: config.port is empty; pass the servo bus port "
+                "(`robokit find-port` finds it, `robokit virtual-arm` makes a virtual one)"
+            )
         calibration = load_calibration(self.calibration_fpath) if self.calibration_fpath.is_file() else {}
         self.bus = self.bus_class(port, arm_motors(self.layout, use_degrees), calibration=calibration)
         self._calibration_ok = False
@@ -121,19 +130,32 @@ class _ServoDevice:
     def _check_calibration(self, calibrate: bool) -> None:
         if self.bus.calibration:
             problems = self.bus.calibration_mismatches()
-            names_differ = problems and ("calibration has motors" in problems[0] or "calibration id" in problems[0])
+            names_differ = problems and (
+                "calibration has motors" in problems[0] or "calibration id" in problems[0]
+            )
             if names_differ:
-                raise RuntimeError(f"{self!r}: the calibration file {self.calibration_fpath} does not match the motors "
-                                   f"found ({'; '.join(problems)}); refusing to move. Recalibrate with `robokit calibrate`")
+                raise RuntimeError(
+                    f"{self!r}: the calibration file {self.calibration_fpath} does not match the motors "
+                    f"found ({'; '.join(problems)}); refusing to move. Recalibrate with `robokit calibrate`"
+                )
             if problems:  # the motors were reset or swapped: the file is the reference
-                logger.info("%r: writing calibration from %s to the motors (%s)", self, self.calibration_fpath, problems[0])
+                logger.info(
+                    "%r: writing calibration from %s to the motors (%s)",
+                    self,
+                    self.calibration_fpath,
+                    problems[0],
+                )
                 self.bus.disable_torque()
                 self.bus.write_calibration(self.bus.calibration)
             self._calibration_ok = True
         elif calibrate:
             self.calibrate()
         else:
-            logger.warning("%r has no calibration (%s); it will refuse to move until `robokit calibrate`", self, self.calibration_fpath)
+            logger.warning(
+                "%r has no calibration (%s); it will refuse to move until `robokit calibrate`",
+                self,
+                self.calibration_fpath,
+            )
 
     def calibrate(self) -> None:
         if not self.bus.is_connected:
@@ -190,7 +212,9 @@ class ServoArmFollower(_ServoDevice, Robot):
 
     def configure_motors(self) -> None:
         for motor in self.bus.motors:
-            self.bus.write("Operating_Mode", motor, 0 if self.bus.protocol == "feetech" else 3, normalize=False)
+            self.bus.write(
+                "Operating_Mode", motor, 0 if self.bus.protocol == "feetech" else 3, normalize=False
+            )
 
     def get_observation(self) -> dict[str, Any]:
         obs: dict[str, Any] = self._joint_positions()
@@ -202,13 +226,17 @@ class ServoArmFollower(_ServoDevice, Robot):
         if not self.bus.is_connected:
             raise DeviceNotConnectedError(f"{self!r} is not connected")
         if not self._calibration_ok:
-            raise RuntimeError(f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`")
+            raise RuntimeError(
+                f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`"
+            )
         goal = {}
         for key, value in action.items():
             if key.endswith(".pos") and key[:-4] in self.bus.motors:
                 goal[key[:-4]] = float(value)
             elif key not in self.action_features:
-                raise KeyError(f"{self!r}.send_action: unknown action key {key!r}; expected {list(self.action_features)}")
+                raise KeyError(
+                    f"{self!r}.send_action: unknown action key {key!r}; expected {list(self.action_features)}"
+                )
         if self.config.max_relative_target is not None:
             present = self.bus.sync_read("Present_Position", list(goal))
             goal = clamp_relative(goal, present, self.config.max_relative_target)
@@ -266,7 +294,9 @@ class ServoArmLeader(_ServoDevice, Teleoperator):
 
     def get_action(self) -> dict[str, float]:
         if not self._calibration_ok:
-            raise RuntimeError(f"{self!r} is not calibrated ({self.calibration_fpath}); run `robokit calibrate`")
+            raise RuntimeError(
+                f"{self!r} is not calibrated ({self.calibration_fpath}); run `robokit calibrate`"
+            )
         return self._joint_positions()
 
     def disconnect(self) -> None:

@@ -6,8 +6,12 @@ from robokit.motors.feetech import FeetechMotorsBus
 from robokit.robots.servo_arm import ServoArmFollower, ServoArmLeader
 
 SO101_LAYOUT = {
-    "shoulder_pan": (1, "sts3215"), "shoulder_lift": (2, "sts3215"), "elbow_flex": (3, "sts3215"),
-    "wrist_flex": (4, "sts3215"), "wrist_roll": (5, "sts3215"), "gripper": (6, "sts3215"),
+    "shoulder_pan": (1, "sts3215"),
+    "shoulder_lift": (2, "sts3215"),
+    "elbow_flex": (3, "sts3215"),
+    "wrist_flex": (4, "sts3215"),
+    "wrist_roll": (5, "sts3215"),
+    "gripper": (6, "sts3215"),
 }
 
 

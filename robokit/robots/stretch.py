@@ -16,9 +16,12 @@ from robokit.robots.servo_arm import clamp_relative
 
 # feature -> (status path, command) ; commands are applied by `_command`
 JOINTS = {
-    "head_pan.pos": ("head", "head_pan"), "head_tilt.pos": ("head", "head_tilt"),
-    "lift.pos": ("lift", None), "arm.pos": ("arm", None),
-    "wrist_yaw.pos": ("end_of_arm", "wrist_yaw"), "gripper.pos": ("end_of_arm", "stretch_gripper"),
+    "head_pan.pos": ("head", "head_pan"),
+    "head_tilt.pos": ("head", "head_tilt"),
+    "lift.pos": ("lift", None),
+    "arm.pos": ("arm", None),
+    "wrist_yaw.pos": ("end_of_arm", "wrist_yaw"),
+    "gripper.pos": ("end_of_arm", "stretch_gripper"),
 }
 BASE = ("x.vel", "theta.vel")
 
@@ -63,10 +66,14 @@ class Stretch3(Robot):
         try:
             import stretch_body.robot
         except ImportError as exc:
-            raise ImportError("Stretch 3 needs Hello Robot's SDK: pip install hello-robot-stretch-body") from exc
+            raise ImportError(
+                "Stretch 3 needs Hello Robot's SDK: pip install hello-robot-stretch-body"
+            ) from exc
         robot = stretch_body.robot.Robot()
         if not robot.startup():
-            raise ConnectionError(f"{self!r}: stretch_body could not start the robot (is another process using it?)")
+            raise ConnectionError(
+                f"{self!r}: stretch_body could not start the robot (is another process using it?)"
+            )
         self.robot = robot
         if not robot.is_homed() and calibrate:
             self.calibrate()
@@ -98,7 +105,9 @@ class Stretch3(Robot):
         if self.robot is None:
             raise DeviceNotConnectedError(f"{self!r} is not connected")
         if not self.is_calibrated:
-            raise RuntimeError(f"{self!r} is not homed; refusing to move. Run `robokit calibrate --type stretch3`")
+            raise RuntimeError(
+                f"{self!r} is not homed; refusing to move. Run `robokit calibrate --type stretch3`"
+            )
         unknown = set(action) - set(self.action_features)
         if unknown:
             raise KeyError(f"{self!r}.send_action: unknown action keys {sorted(unknown)}")

@@ -24,8 +24,14 @@ CAL_RANGE = (1024, 3072)
 
 
 class VirtualArm:
-    def __init__(self, name: str | type, calibration_id: str | None = None, calibration_dir: str | Path | None = None,
-                 animate: bool = False, baudrate: int = 1_000_000):
+    def __init__(
+        self,
+        name: str | type,
+        calibration_id: str | None = None,
+        calibration_dir: str | Path | None = None,
+        animate: bool = False,
+        baudrate: int = 1_000_000,
+    ):
         cls = virtual_arm_class(name) if isinstance(name, str) else name
         self.name, self.device_class = getattr(cls, "name", str(name)), cls
         self.sides: dict[str, VirtualArm] = {}

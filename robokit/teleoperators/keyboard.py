@@ -53,7 +53,11 @@ class KeyboardTeleop(Teleoperator):
 
     @property
     def action_features(self) -> dict[str, Any]:
-        keys = ("x.vel", "y.vel", "theta.vel") if self.config.mode == "base" else ("delta_x", "delta_y", "delta_z", "gripper")
+        keys = (
+            ("x.vel", "y.vel", "theta.vel")
+            if self.config.mode == "base"
+            else ("delta_x", "delta_y", "delta_z", "gripper")
+        )
         return {k: float for k in keys}
 
     @property
@@ -68,10 +72,14 @@ class KeyboardTeleop(Teleoperator):
                 def name(key):
                     return getattr(key, "char", None) or str(key).removeprefix("Key.")
 
-                self._listener = keyboard.Listener(on_press=lambda k: self.press(name(k)), on_release=lambda k: self.release(name(k)))
+                self._listener = keyboard.Listener(
+                    on_press=lambda k: self.press(name(k)), on_release=lambda k: self.release(name(k))
+                )
                 self._listener.start()
             except Exception as exc:
-                logger.warning("keyboard teleop: pynput unavailable (%s); keys only through press()/release()", exc)
+                logger.warning(
+                    "keyboard teleop: pynput unavailable (%s); keys only through press()/release()", exc
+                )
         else:
             logger.info("keyboard teleop: no display; keys only through press()/release()")
         self._connected = True
@@ -91,14 +99,23 @@ class KeyboardTeleop(Teleoperator):
     def get_action(self) -> dict[str, float]:
         with self._lock:
             held = set(self.pressed)
+
         def axis(plus: str, minus: str) -> float:
             return float(plus in held) - float(minus in held)
 
         if self.config.mode == "base":
             lin, ang = BASE_SPEEDS[self.speed_level]
-            return {"x.vel": lin * axis("w", "s"), "y.vel": lin * axis("a", "d"), "theta.vel": ang * axis("z", "x")}
-        return {"delta_x": axis("up", "down"), "delta_y": axis("left", "right"), "delta_z": axis("shift", "ctrl"),
-                "gripper": axis("o", "c")}
+            return {
+                "x.vel": lin * axis("w", "s"),
+                "y.vel": lin * axis("a", "d"),
+                "theta.vel": ang * axis("z", "x"),
+            }
+        return {
+            "delta_x": axis("up", "down"),
+            "delta_y": axis("left", "right"),
+            "delta_z": axis("shift", "ctrl"),
+            "gripper": axis("o", "c"),
+        }
 
     def disconnect(self) -> None:
         if self._listener is not None:
@@ -107,12 +124,19 @@ class KeyboardTeleop(Teleoperator):
         self._connected = False
 
 
-def gamepad_to_base(axes: list[float], deadzone: float = 0.1, max_lin: float = 0.3, max_ang: float = 90.0) -> dict[str, float]:
+def gamepad_to_base(
+    axes: list[float], deadzone: float = 0.1, max_lin: float = 0.3, max_ang: float = 90.0
+) -> dict[str, float]:
     """Left stick (axes 0, 1) drives x/y, right stick x (axis 3) turns; sticks report -1..1, y down positive."""
+
     def dz(v: float) -> float:
         return 0.0 if abs(v) < deadzone else v
 
-    return {"x.vel": -dz(axes[1]) * max_lin, "y.vel": -dz(axes[0]) * max_lin, "theta.vel": -dz(axes[3]) * max_ang}
+    return {
+        "x.vel": -dz(axes[1]) * max_lin,
+        "y.vel": -dz(axes[0]) * max_lin,
+        "theta.vel": -dz(axes[3]) * max_ang,
+    }
 
 
 @dataclass
@@ -149,7 +173,9 @@ class GamepadTeleop(Teleoperator):
         pygame.init()
         pygame.joystick.init()
         if pygame.joystick.get_count() <= self.config.joystick_index:
-            raise ConnectionError(f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s)")
+            raise ConnectionError(
+                f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s)"
+            )
         self._joystick = pygame.joystick.Joystick(self.config.joystick_index)
         self._joystick.init()
 

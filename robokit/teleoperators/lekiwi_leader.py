@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robokit.robots.so101 import SO101Leader
 from robokit.robots.servo_arm import ServoLeaderConfig
+from robokit.robots.so101 import SO101Leader
 from robokit.teleoperators.keyboard import KeyboardTeleop, KeyboardTeleopConfig
 from robokit.teleoperators.teleoperator import Teleoperator
 
@@ -23,13 +23,24 @@ class LeKiwiLeader(Teleoperator):
 
     def __init__(self, config: LeKiwiLeaderConfig):
         super().__init__(config)
-        self.arm = SO101Leader(ServoLeaderConfig(id=config.id, calibration_dir=config.calibration_dir, port=config.port,
-                                                 use_degrees=config.use_degrees))
-        self.keyboard = KeyboardTeleop(KeyboardTeleopConfig(id=config.id, mode="base", use_pynput=config.use_pynput))
+        self.arm = SO101Leader(
+            ServoLeaderConfig(
+                id=config.id,
+                calibration_dir=config.calibration_dir,
+                port=config.port,
+                use_degrees=config.use_degrees,
+            )
+        )
+        self.keyboard = KeyboardTeleop(
+            KeyboardTeleopConfig(id=config.id, mode="base", use_pynput=config.use_pynput)
+        )
 
     @property
     def action_features(self) -> dict[str, Any]:
-        return {**{f"arm_{k}": v for k, v in self.arm.action_features.items()}, **self.keyboard.action_features}
+        return {
+            **{f"arm_{k}": v for k, v in self.arm.action_features.items()},
+            **self.keyboard.action_features,
+        }
 
     @property
     def is_connected(self) -> bool:

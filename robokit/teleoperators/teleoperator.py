@@ -33,7 +33,9 @@ class Teleoperator(abc.ABC):
     def __init__(self, config: TeleoperatorConfig):
         self.config = config
         self.id = config.id
-        base = Path(config.calibration_dir).expanduser() if config.calibration_dir else DEFAULT_CALIBRATION_DIR
+        base = (
+            Path(config.calibration_dir).expanduser() if config.calibration_dir else DEFAULT_CALIBRATION_DIR
+        )
         self.calibration_dir = base / "teleoperators" / self.name
         self.calibration_fpath = self.calibration_dir / f"{self.id}.json"
 

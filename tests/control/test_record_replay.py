@@ -22,9 +22,17 @@ from robokit.robots.virtual import VirtualArm  # noqa: E402
 @pytest.fixture
 def arms(tmp_path):
     cal = tmp_path / "cal"
-    with VirtualArm("so101", "f", cal) as follower, VirtualArm("so101_leader", "l", cal, animate=True) as leader:
-        robot = make_robot("so101_follower", port=follower.port, id="f", calibration_dir=str(cal),
-                           cameras={"front": CameraConfig("synthetic", width=64, height=48, fps=30)})
+    with (
+        VirtualArm("so101", "f", cal) as follower,
+        VirtualArm("so101_leader", "l", cal, animate=True) as leader,
+    ):
+        robot = make_robot(
+            "so101_follower",
+            port=follower.port,
+            id="f",
+            calibration_dir=str(cal),
+            cameras={"front": CameraConfig("synthetic", width=64, height=48, fps=30)},
+        )
         teleop = make_teleoperator("so101_leader", port=leader.port, id="l", calibration_dir=str(cal))
         robot.connect()
         teleop.connect()
@@ -65,8 +73,19 @@ def test_record_rerecord_and_replay(arms, tmp_path):
     events = RecordEvents()
     driver = Pressing(teleop, events, "r", after=5)  # the first attempt is thrown away after 5 frames
     root = tmp_path / "ds"
-    ds, timer = record(robot, driver, root, "wave the arm", fps=30, num_episodes=2, episode_time_s=0.3,
-                       reset_time_s=0.1, events=events, keyboard=False, video_codec="h264")
+    ds, timer = record(
+        robot,
+        driver,
+        root,
+        "wave the arm",
+        fps=30,
+        num_episodes=2,
+        episode_time_s=0.3,
+        reset_time_s=0.1,
+        events=events,
+        keyboard=False,
+        video_codec="h264",
+    )
     ds = RobotDataset(root)
     assert ds.meta.total_episodes == 2 and len(ds) == 18 and ds.meta.robot_type == "so101_follower"
     item = ds[3]
@@ -77,7 +96,9 @@ def test_record_rerecord_and_replay(arms, tmp_path):
     actions, fps = episode_actions(root, 1)
     assert fps == 30 and len(actions) == 9
     sent, _ = replay(robot, root, episode=1)
-    np.testing.assert_allclose([a["shoulder_pan.pos"] for a in sent], [a["shoulder_pan.pos"] for a in actions], atol=1e-4)
+    np.testing.assert_allclose(
+        [a["shoulder_pan.pos"] for a in sent], [a["shoulder_pan.pos"] for a in actions], atol=1e-4
+    )
     # the last replayed goal is in the follower's goal register (raw steps, range 1024..3072)
     expected_raw = round((actions[-1]["shoulder_pan.pos"] + 100) / 200 * 2048 + 1024)
     deadline = time.monotonic() + 2
@@ -100,8 +121,18 @@ def test_unplugged_bus_keeps_saved_episodes(arms, tmp_path):
 
     root = tmp_path / "ds"
     with pytest.raises(PortLostError, match="unplugged"):
-        record(robot, Unplug(teleop, None, None, 0), root, "t", fps=30, num_episodes=3, episode_time_s=0.3,
-               reset_time_s=0, keyboard=False, video_codec="h264")
+        record(
+            robot,
+            Unplug(teleop, None, None, 0),
+            root,
+            "t",
+            fps=30,
+            num_episodes=3,
+            episode_time_s=0.3,
+            reset_time_s=0,
+            keyboard=False,
+            video_codec="h264",
+        )
     ds = RobotDataset(root)
     assert ds.meta.total_episodes == 1 and len(ds) == 9
 
@@ -117,8 +148,21 @@ def test_loop_timer_counts_late_ticks():
 
 def test_virtual_arm_command_prints_a_usable_port(tmp_path):
     cal = tmp_path / "cal"
-    proc = subprocess.Popen([sys.executable, "-m", "robokit.cli", "virtual-arm", "so101", "--id", "v",
-                             "--calibration-dir", str(cal)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "robokit.cli",
+            "virtual-arm",
+            "so101",
+            "--id",
+            "v",
+            "--calibration-dir",
+            str(cal),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("so101: /dev/pts/"), line
@@ -127,7 +171,9 @@ def test_virtual_arm_command_prints_a_usable_port(tmp_path):
             sent = robot.send_action({"shoulder_pan.pos": 25.0})
             assert sent == {"shoulder_pan.pos": 25.0}
             deadline = time.monotonic() + 3
-            while abs(robot.get_observation()["shoulder_pan.pos"] - 25.0) > 0.5 and time.monotonic() < deadline:
+            while (
+                abs(robot.get_observation()["shoulder_pan.pos"] - 25.0) > 0.5 and time.monotonic() < deadline
+            ):
                 time.sleep(0.02)
             assert robot.get_observation()["shoulder_pan.pos"] == pytest.approx(25.0, abs=0.5)
     finally:
@@ -143,7 +189,17 @@ def test_record_from_sim_robot(tmp_path):
 
     robot = RobotArgs(type="sim", env="pusht").build()
     with robot:
-        record(robot, None, tmp_path / "sim", "push the T", fps=10, num_episodes=1, episode_time_s=0.5,
-               reset_time_s=0, keyboard=False, video_codec="h264")
+        record(
+            robot,
+            None,
+            tmp_path / "sim",
+            "push the T",
+            fps=10,
+            num_episodes=1,
+            episode_time_s=0.5,
+            reset_time_s=0,
+            keyboard=False,
+            video_codec="h264",
+        )
     ds = RobotDataset(tmp_path / "sim")
     assert len(ds) == 5 and ds.meta.robot_type.startswith("sim_")

@@ -8,7 +8,6 @@ from robokit.motors import CommunicationError, Motor, PortLostError
 from robokit.motors.calibration import MotorCalibration
 
 
-
 def test_ping_scan_broadcast(chain):
     emulator, bus = chain
     model_number = emulator.servos[0].spec.model_number
@@ -39,16 +38,25 @@ def test_read_write_and_sync(chain):
     assert emulator.servo(2).get("Goal_Position") == 1234
     emulator.servo(1).set_position(100)
     emulator.servo(3).set_position(4000)
-    assert bus.sync_read("Present_Position", normalize=False) == {"joint1": 100, "joint2": 2048, "joint3": 4000}
+    assert bus.sync_read("Present_Position", normalize=False) == {
+        "joint1": 100,
+        "joint2": 2048,
+        "joint3": 4000,
+    }
     bus.enable_torque()
     bus.sync_write("Goal_Position", {"joint1": 500, "joint3": 3500}, normalize=False)
     deadline = time.monotonic() + 2
     while emulator.servo(3).get("Goal_Position") != 3500 and time.monotonic() < deadline:
         time.sleep(0.005)  # sync write has no reply: wait for the emulator to apply it
     assert emulator.servo(1).get("Goal_Position") == 500 and emulator.servo(3).get("Goal_Position") == 3500
-    while bus.sync_read("Present_Position", normalize=False)["joint3"] != 3500 and time.monotonic() < deadline:
+    while (
+        bus.sync_read("Present_Position", normalize=False)["joint3"] != 3500 and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
-    assert bus.sync_read("Present_Position", ["joint1", "joint3"], normalize=False) == {"joint1": 500, "joint3": 3500}
+    assert bus.sync_read("Present_Position", ["joint1", "joint3"], normalize=False) == {
+        "joint1": 500,
+        "joint3": 3500,
+    }
     bus.disable_torque()
     assert [s.get("Torque_Enable") for s in emulator.servos] == [0, 0, 0]
 
@@ -80,7 +88,11 @@ def test_silent_motor_is_named(chain):
     emulator.faults.silent_ids = {3}
     with pytest.raises(CommunicationError) as err:
         bus.sync_read("Present_Position", normalize=False, num_retry=1)
-    assert "Present_Position" in str(err.value) and "'joint3' (id 3)" in str(err.value) and emulator.port in str(err.value)
+    assert (
+        "Present_Position" in str(err.value)
+        and "'joint3' (id 3)" in str(err.value)
+        and emulator.port in str(err.value)
+    )
     with pytest.raises(CommunicationError, match=rf"Goal_Position.*'joint3' \(id 3\) on {emulator.port}"):
         bus.write("Goal_Position", "joint3", 100, normalize=False, num_retry=0)
 
@@ -126,12 +138,17 @@ def test_setup_motor_assigns_id_and_baudrate(protocol, protocols):
     from robokit.motors.emulator import ServoChainEmulator
 
     new_motor_baud = 57_600
-    emulator = ServoChainEmulator(protocol, {1: model}, baudrate=new_motor_baud).start()  # factory default id 1
+    emulator = ServoChainEmulator(
+        protocol, {1: model}, baudrate=new_motor_baud
+    ).start()  # factory default id 1
     bus = bus_cls(emulator.port, {"gripper": Motor(6, model)}, baudrate=1_000_000)
     try:
         bus.connect(handshake=False)
-        bus.setup_motor("gripper", initial_baudrate=new_motor_baud if protocol == "dynamixel" else None,
-                        initial_id=1 if protocol == "dynamixel" else None)
+        bus.setup_motor(
+            "gripper",
+            initial_baudrate=new_motor_baud if protocol == "dynamixel" else None,
+            initial_id=1 if protocol == "dynamixel" else None,
+        )
         servo = emulator.servos[0]
         assert servo.motor_id == 6 and servo.baudrate == 1_000_000
         assert bus.ping("gripper") == servo.spec.model_number

@@ -27,7 +27,9 @@ def test_dynamixel_examples_from_the_e_manual():
     assert P.dynamixel_encode(1, P.INST_PING) == bytes.fromhex("fffffd0001030001194e")
     status = bytes.fromhex("fffffd000107005500060426655d")
     assert P.dynamixel_decode(status, status=True)[0] == P.Packet(1, 0, bytes([0x06, 0x04, 0x26]))
-    assert P.dynamixel_encode(1, P.INST_READ, bytes([132, 0, 4, 0])) == bytes.fromhex("fffffd0001070002840004001d15")
+    assert P.dynamixel_encode(1, P.INST_READ, bytes([132, 0, 4, 0])) == bytes.fromhex(
+        "fffffd0001070002840004001d15"
+    )
     assert P.dynamixel_crc(bytes.fromhex("fffffd0001030001")) == 0x4E19
     assert P.dynamixel_encode(1, P.INST_STATUS, bytes([0x06, 0x04, 0x26]), error=0) == status
 
@@ -62,16 +64,21 @@ class _Port:
         self.ser, self.is_using, self.baudrate, self.tx_time_per_byte = ser, False, 1_000_000, 0.01
 
     def clearPort(self): ...
-    def writePort(self, data): return self.ser.write(bytes(data))
+    def writePort(self, data):
+        return self.ser.write(bytes(data))
+
     def setPacketTimeout(self, n): ...
-    def getBaudRate(self): return self.baudrate
+    def getBaudRate(self):
+        return self.baudrate
 
 
 def test_sdk_parity_feetech():
     scs = pytest.importorskip("scservo_sdk")
     ph = scs.PacketHandler(0)
     wire = _capture(lambda ser: ph.syncWriteTxOnly(_Port(ser), 42, 2, [1, 0x10, 0x02, 2, 0x20, 0x03], 6))
-    assert wire == P.feetech_encode(P.BROADCAST_ID, P.INST_SYNC_WRITE, bytes([42, 2, 1, 0x10, 0x02, 2, 0x20, 0x03]))
+    assert wire == P.feetech_encode(
+        P.BROADCAST_ID, P.INST_SYNC_WRITE, bytes([42, 2, 1, 0x10, 0x02, 2, 0x20, 0x03])
+    )
     wire = _capture(lambda ser: ph.write2ByteTxOnly(_Port(ser), 5, 42, 0x0312))
     assert wire == P.feetech_encode(5, P.INST_WRITE, bytes([42, 0x12, 0x03]))
 
@@ -92,5 +99,7 @@ def test_dynamixel_stuffing_reaches_the_wire():
 
     params = [1, 0xFF, 0xFF, 0xFD, 0x00, 2, 0x00, 0x10, 0x00, 0x00]
     expected = P.dynamixel_encode(P.BROADCAST_ID, P.INST_SYNC_WRITE, bytes([116, 0, 4, 0, *params]))
-    wire = _capture(lambda ser: _stuffing_fixed_handler().syncWriteTxOnly(_Port(ser), 116, 4, params, len(params)))
+    wire = _capture(
+        lambda ser: _stuffing_fixed_handler().syncWriteTxOnly(_Port(ser), 116, 4, params, len(params))
+    )
     assert wire == expected

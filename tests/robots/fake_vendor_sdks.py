@@ -27,12 +27,18 @@ class FakeStretchRobot:
         self.log = []
         self.homed = False
         self.lift, self.arm = FakeStretchPart(self.log, "lift"), FakeStretchPart(self.log, "arm")
-        self.head, self.end_of_arm = FakeStretchPart(self.log, "head"), FakeStretchPart(self.log, "end_of_arm")
+        self.head, self.end_of_arm = (
+            FakeStretchPart(self.log, "head"),
+            FakeStretchPart(self.log, "end_of_arm"),
+        )
         self.base = FakeStretchBase(self.log, "base")
-        self.status = {"lift": {"pos": 0.5}, "arm": {"pos": 0.1},
-                       "head": {"head_pan": {"pos": 0.0}, "head_tilt": {"pos": -0.2}},
-                       "end_of_arm": {"wrist_yaw": {"pos": 1.0}, "stretch_gripper": {"pos": 0.0}},
-                       "base": {"x_vel": 0.0, "theta_vel": 0.0}}
+        self.status = {
+            "lift": {"pos": 0.5},
+            "arm": {"pos": 0.1},
+            "head": {"head_pan": {"pos": 0.0}, "head_tilt": {"pos": -0.2}},
+            "end_of_arm": {"wrist_yaw": {"pos": 1.0}, "stretch_gripper": {"pos": 0.0}},
+            "base": {"x_vel": 0.0, "theta_vel": 0.0},
+        }
         FakeStretchRobot.instances.append(self)
 
     def startup(self):
@@ -80,15 +86,20 @@ class FakeReachySDK:
 
     def __init__(self, host):
         self.host, self.log = host, []
-        arm = lambda: FakeNode(shoulder=FakeNode(pitch=FakeJoint(), roll=FakeJoint()),  # noqa: E731
-                               elbow=FakeNode(yaw=FakeJoint(), pitch=FakeJoint(-90.0)),
-                               wrist=FakeNode(roll=FakeJoint(), pitch=FakeJoint(), yaw=FakeJoint()), gripper=FakeJoint(100.0))
+        arm = lambda: FakeNode(
+            shoulder=FakeNode(pitch=FakeJoint(), roll=FakeJoint()),  # noqa: E731
+            elbow=FakeNode(yaw=FakeJoint(), pitch=FakeJoint(-90.0)),
+            wrist=FakeNode(roll=FakeJoint(), pitch=FakeJoint(), yaw=FakeJoint()),
+            gripper=FakeJoint(100.0),
+        )
         self.r_arm, self.l_arm = arm(), arm()
         self.head = FakeNode(neck=FakeNode(roll=FakeJoint(), pitch=FakeJoint(), yaw=FakeJoint()))
         log = self.log
-        self.mobile_base = FakeNode(odometry={"vx": 0.0, "vy": 0.0, "vtheta": 0.0},
-                                    set_goal_speed=lambda *v: log.append(("set_goal_speed", *v)),
-                                    send_speed_command=lambda: log.append(("send_speed_command",)))
+        self.mobile_base = FakeNode(
+            odometry={"vx": 0.0, "vy": 0.0, "vtheta": 0.0},
+            set_goal_speed=lambda *v: log.append(("set_goal_speed", *v)),
+            send_speed_command=lambda: log.append(("send_speed_command",)),
+        )
         FakeReachySDK.instances.append(self)
 
     def is_connected(self):

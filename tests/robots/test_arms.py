@@ -22,10 +22,21 @@ def wait_for(predicate, timeout=2.0):
 
 
 def test_so101_teleoperation_loop(tmp_path):
-    with VirtualArm("so101", "f1", tmp_path) as follower_arm, VirtualArm("so101_leader", "l1", tmp_path) as leader_arm:
-        robot = make_robot("so101_follower", port=follower_arm.port, id="f1", calibration_dir=str(tmp_path),
-                           max_relative_target=20.0, cameras={"front": CameraConfig("synthetic", width=64, height=48)})
-        leader = make_teleoperator("so101_leader", port=leader_arm.port, id="l1", calibration_dir=str(tmp_path))
+    with (
+        VirtualArm("so101", "f1", tmp_path) as follower_arm,
+        VirtualArm("so101_leader", "l1", tmp_path) as leader_arm,
+    ):
+        robot = make_robot(
+            "so101_follower",
+            port=follower_arm.port,
+            id="f1",
+            calibration_dir=str(tmp_path),
+            max_relative_target=20.0,
+            cameras={"front": CameraConfig("synthetic", width=64, height=48)},
+        )
+        leader = make_teleoperator(
+            "so101_leader", port=leader_arm.port, id="l1", calibration_dir=str(tmp_path)
+        )
         with robot, leader:
             assert robot.is_calibrated and leader.is_calibrated
             # torque on for the follower, off for the leader
@@ -33,13 +44,17 @@ def test_so101_teleoperation_loop(tmp_path):
             assert [s.get("Torque_Enable") for s in leader_arm.emulator.servos] == [0] * 6
             obs = robot.get_observation()
             assert set(obs) == set(robot.observation_features)
-            assert obs["front"].shape == (48, 64, 3) and obs["shoulder_pan.pos"] == pytest.approx(0.1, abs=0.2)
+            assert obs["front"].shape == (48, 64, 3) and obs["shoulder_pan.pos"] == pytest.approx(
+                0.1, abs=0.2
+            )
 
             # a human moves the leader: shoulder_pan to 3/4 of its range (+50), gripper to range max (100)
             leader_arm.emulator.servo(1).set_position(2560)
             leader_arm.emulator.servo(6).set_position(3072)
             action = leader.get_action()
-            assert action["shoulder_pan.pos"] == pytest.approx(50.0) and action["gripper.pos"] == pytest.approx(100.0)
+            assert action["shoulder_pan.pos"] == pytest.approx(50.0) and action[
+                "gripper.pos"
+            ] == pytest.approx(100.0)
             sent = robot.send_action(action)
             # max_relative_target clamps each step to 20 units from the present position
             assert sent["shoulder_pan.pos"] == pytest.approx(obs["shoulder_pan.pos"] + 20.0, abs=1e-6)
@@ -47,7 +62,9 @@ def test_so101_teleoperation_loop(tmp_path):
             assert sent["elbow_flex.pos"] == pytest.approx(action["elbow_flex.pos"])
             # the goal register holds the clamped step in raw steps: 2048 + 20/200 * 2048
             goal = follower_arm.emulator.servo(1)
-            assert wait_for(lambda: abs(goal.get("Goal_Position") - (2048 + 0.1 * 2048 + 1)) <= 1), goal.get("Goal_Position")
+            assert wait_for(lambda: abs(goal.get("Goal_Position") - (2048 + 0.1 * 2048 + 1)) <= 1), goal.get(
+                "Goal_Position"
+            )
             for _ in range(40):  # keep following: the follower converges on the leader
                 robot.send_action(leader.get_action())
                 time.sleep(0.01)
@@ -117,16 +134,25 @@ def test_interactive_calibration(tmp_path):
             assert cal["shoulder_pan"].homing_offset == 3000 - 2047
             assert (cal["shoulder_pan"].range_min, cal["shoulder_pan"].range_max) == (47, 2547)
             assert (cal["wrist_roll"].range_min, cal["wrist_roll"].range_max) == (0, 4095)
-            assert leader.get_action()["shoulder_pan.pos"] == pytest.approx((2047 - 47) / 2500 * 200 - 100)  # 60
+            assert leader.get_action()["shoulder_pan.pos"] == pytest.approx(
+                (2047 - 47) / 2500 * 200 - 100
+            )  # 60
         finally:
             leader.disconnect()
 
 
 def test_koch_follower_and_leader(tmp_path):
     with VirtualArm("koch", "k", tmp_path) as arm, VirtualArm("koch_leader", "kl", tmp_path) as leader_arm:
-        with make_robot("koch_follower", port=arm.port, id="k", calibration_dir=str(tmp_path)) as robot, \
-                make_teleoperator("koch_leader", port=leader_arm.port, id="kl", calibration_dir=str(tmp_path)) as leader:
-            assert arm.emulator.servo(6).get("Operating_Mode") == 5 and arm.emulator.servo(1).get("Operating_Mode") == 4
+        with (
+            make_robot("koch_follower", port=arm.port, id="k", calibration_dir=str(tmp_path)) as robot,
+            make_teleoperator(
+                "koch_leader", port=leader_arm.port, id="kl", calibration_dir=str(tmp_path)
+            ) as leader,
+        ):
+            assert (
+                arm.emulator.servo(6).get("Operating_Mode") == 5
+                and arm.emulator.servo(1).get("Operating_Mode") == 4
+            )
             leader_arm.emulator.servo(2).set_position(1536)  # -50
             sent = robot.send_action(leader.get_action())
             assert sent["shoulder_lift.pos"] == pytest.approx(-50.0)
@@ -136,8 +162,14 @@ def test_koch_follower_and_leader(tmp_path):
 
 def test_bimanual_so101(tmp_path):
     with VirtualArm("bi_so101", "bi", tmp_path) as arm:
-        robot = make_robot("bi_so101_follower", left_port=arm.ports["left"], right_port=arm.ports["right"], id="bi",
-                           calibration_dir=str(tmp_path), cameras={"top": CameraConfig("synthetic", width=32, height=24)})
+        robot = make_robot(
+            "bi_so101_follower",
+            left_port=arm.ports["left"],
+            right_port=arm.ports["right"],
+            id="bi",
+            calibration_dir=str(tmp_path),
+            cameras={"top": CameraConfig("synthetic", width=32, height=24)},
+        )
         assert robot.action_features["left_shoulder_pan.pos"] is float and len(robot.action_features) == 12
         with robot:
             obs = robot.get_observation()
@@ -152,15 +184,27 @@ def test_bimanual_so101(tmp_path):
 
 def test_aloha_shadows_follow_and_step_is_clamped(tmp_path):
     with VirtualArm("aloha", "a", tmp_path) as arm, VirtualArm("aloha_leader", "al", tmp_path) as leader_arm:
-        robot = make_robot("aloha", left_port=arm.ports["left"], right_port=arm.ports["right"], id="a",
-                           calibration_dir=str(tmp_path))
-        leader = make_teleoperator("aloha_leader", left_port=leader_arm.ports["left"],
-                                   right_port=leader_arm.ports["right"], id="al", calibration_dir=str(tmp_path))
+        robot = make_robot(
+            "aloha",
+            left_port=arm.ports["left"],
+            right_port=arm.ports["right"],
+            id="a",
+            calibration_dir=str(tmp_path),
+        )
+        leader = make_teleoperator(
+            "aloha_leader",
+            left_port=leader_arm.ports["left"],
+            right_port=leader_arm.ports["right"],
+            id="al",
+            calibration_dir=str(tmp_path),
+        )
         assert "left_shoulder_shadow.pos" not in robot.action_features and len(robot.action_features) == 14
         with robot, leader:
             leader_arm.sides["right"].emulator.servo(2).set_position(2560)  # right shoulder to +50
             action = leader.get_action()
-            assert action["right_shoulder.pos"] == pytest.approx(50.0) and set(action) == set(robot.action_features)
+            assert action["right_shoulder.pos"] == pytest.approx(50.0) and set(action) == set(
+                robot.action_features
+            )
             sent = robot.send_action(action)
             assert sent["right_shoulder.pos"] == pytest.approx(5.0, abs=0.1)  # ALOHA's default 5-unit clamp
             right = arm.sides["right"].emulator

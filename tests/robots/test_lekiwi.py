@@ -30,7 +30,9 @@ def test_kinematics_round_trip():
     assert wheels[0] == pytest.approx(-wheels[2])
     spin = kin.body_to_wheels(0.0, 0.0, 90.0)
     assert np.allclose(spin, spin[0])  # turning in place: all wheels alike
-    np.testing.assert_allclose(kin.wheels_to_body(kin.body_to_wheels(0.1, -0.05, 30.0)), (0.1, -0.05, 30.0), atol=1e-9)
+    np.testing.assert_allclose(
+        kin.wheels_to_body(kin.body_to_wheels(0.1, -0.05, 30.0)), (0.1, -0.05, 30.0), atol=1e-9
+    )
 
 
 def test_keyboard_teleop_without_display():
@@ -47,8 +49,13 @@ def test_keyboard_teleop_without_display():
 
 def test_lekiwi_host_and_client(tmp_path):
     with VirtualArm("lekiwi", "kiwi", tmp_path) as arm:
-        robot = make_robot("lekiwi", port=arm.port, id="kiwi", calibration_dir=str(tmp_path),
-                           cameras={"front": CameraConfig("synthetic", width=64, height=48)})
+        robot = make_robot(
+            "lekiwi",
+            port=arm.port,
+            id="kiwi",
+            calibration_dir=str(tmp_path),
+            cameras={"front": CameraConfig("synthetic", width=64, height=48)},
+        )
         cmd_port, obs_port = _free_port(), _free_port()
         with robot:
             wheel = arm.emulator.servo(7)
@@ -56,13 +63,19 @@ def test_lekiwi_host_and_client(tmp_path):
             host = LeKiwiHost(robot, cmd_port, obs_port, fps=50, watchdog_s=0.3, bind="127.0.0.1")
             thread = threading.Thread(target=host.serve, daemon=True)
             thread.start()
-            client = LeKiwiClient(LeKiwiClientConfig(port_commands=cmd_port, port_observations=obs_port,
-                                                     cameras={"front": (48, 64, 3)}))
+            client = LeKiwiClient(
+                LeKiwiClientConfig(
+                    port_commands=cmd_port, port_observations=obs_port, cameras={"front": (48, 64, 3)}
+                )
+            )
             try:
                 client.connect()
                 expected = robot.wheel_commands(0.1, 0.0, 0.0)
                 deadline = time.monotonic() + 5
-                while wheel.get("Goal_Velocity", signed=True) != expected["base_left_wheel"] and time.monotonic() < deadline:
+                while (
+                    wheel.get("Goal_Velocity", signed=True) != expected["base_left_wheel"]
+                    and time.monotonic() < deadline
+                ):
                     client.send_action({"x.vel": 0.1, "arm_shoulder_pan.pos": 20.0})
                     time.sleep(0.02)
                 assert wheel.get("Goal_Velocity", signed=True) == expected["base_left_wheel"] != 0

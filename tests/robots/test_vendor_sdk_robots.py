@@ -8,7 +8,9 @@ import pytest
 
 from robokit.robots.registry import make_robot
 
-_spec = importlib.util.spec_from_file_location("fake_vendor_sdks", pathlib.Path(__file__).with_name("fake_vendor_sdks.py"))
+_spec = importlib.util.spec_from_file_location(
+    "fake_vendor_sdks", pathlib.Path(__file__).with_name("fake_vendor_sdks.py")
+)
 fakes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fakes)
 
@@ -21,7 +23,11 @@ def test_stretch3_maps_features_to_sdk_calls(monkeypatch):
         sdk = fakes.FakeStretchRobot.instances[-1]
         assert ("home",) in sdk.log and robot.is_calibrated  # homed on connect
         obs = robot.get_observation()
-        assert obs["lift.pos"] == 0.5 and obs["head_tilt.pos"] == -0.2 and set(obs) == set(robot.observation_features)
+        assert (
+            obs["lift.pos"] == 0.5
+            and obs["head_tilt.pos"] == -0.2
+            and set(obs) == set(robot.observation_features)
+        )
         sent = robot.send_action({"lift.pos": 0.9, "wrist_yaw.pos": 1.01, "x.vel": 0.1})
         assert sent["lift.pos"] == pytest.approx(0.55)  # clamped to 0.05 from 0.5
         assert ("lift", "move_to", pytest.approx(0.55)) in sdk.log
