@@ -366,6 +366,10 @@ class RecordConfig:
     """Upload the dataset to this hub repo id when done."""
     keyboard: bool = True
     """Listen for next / re-record / stop keys."""
+    policy_path: str | None = None
+    """Drive the robot with this trained policy (folder or hub repo id) instead of the teleoperator."""
+    policy_device: str = "cpu"
+    """Device the policy runs on (cpu, cuda, mps)."""
 
 
 def record(argv: list[str]) -> int:
@@ -376,13 +380,18 @@ def record(argv: list[str]) -> int:
     )
     _terminate_as_interrupt()
     robot = cfg.robot.build()
-    teleop = None if cfg.no_teleop else cfg.teleop.build()
+    teleop = None if (cfg.no_teleop or cfg.policy_path) else cfg.teleop.build()
     events = rec.RecordEvents()
+    policy = None
     dataset = None
     try:
         robot.connect()
         if teleop is not None:
             teleop.connect()
+        if cfg.policy_path:
+            from robokit.control.policy_actor import PolicyActor
+
+            policy = PolicyActor.from_pretrained(cfg.policy_path, robot, cfg.task, cfg.policy_device)
         dataset, timer = rec.record(
             robot,
             teleop,
@@ -397,6 +406,7 @@ def record(argv: list[str]) -> int:
             events=events,
             keyboard=cfg.keyboard,
             video_codec=cfg.video_codec,
+            policy=policy,
         )
         print(
             f"recorded to {cfg.root}: {dataset.meta.total_episodes} episode(s), {dataset.meta.total_frames} frames; {timer.report()}"

@@ -91,15 +91,23 @@ def record_loop(
     dataset=None,
     task: str = "",
     timer: LoopTimer | None = None,
+    policy=None,
 ) -> LoopTimer:
-    """One phase: teleoperate for `duration_s`, adding a frame per tick when `dataset` is given."""
+    """One phase: teleoperate (or run `policy`) for `duration_s`, adding a frame per tick when `dataset` is given.
+
+    `policy` is a callable observation -> action (e.g. `robokit.control.policy_actor.PolicyActor`);
+    it takes precedence over `teleop`.
+    """
     timer = timer or LoopTimer(fps)
     start_ticks = timer.ticks
     features = dataset.features if dataset is not None else None
     while (timer.ticks - start_ticks) < round(duration_s * fps) and not events.exit_early:
         with timer.stage("read"):
             obs = robot.get_observation()
-        if teleop is None:  # nothing drives the robot: record it standing still
+        if policy is not None:
+            with timer.stage("policy"):
+                action = policy(obs)
+        elif teleop is None:  # nothing drives the robot: record it standing still
             action = {k: obs[k] for k in robot.action_features}
         else:
             with timer.stage("teleop"):
@@ -132,6 +140,7 @@ def record(
     events: RecordEvents | None = None,
     keyboard: bool = True,
     video_codec: str = "av1",
+    policy=None,
 ):
     """Record `num_episodes` episodes into the dataset at `root`; returns (dataset, timer)."""
     from robokit.data import RobotDataset
@@ -167,7 +176,11 @@ def record(
     try:
         while recorded < num_episodes and not events.stop_recording:
             logger.info("recording episode %d (%s s)", dataset.meta.total_episodes, episode_time_s)
-            record_loop(robot, teleop, fps, episode_time_s, events, dataset=dataset, task=task, timer=timer)
+            if policy is not None and hasattr(policy, "reset"):
+                policy.reset()
+            record_loop(
+                robot, teleop, fps, episode_time_s, events, dataset=dataset, task=task, timer=timer, policy=policy
+            )
             if events.rerecord_episode:
                 events.rerecord_episode = False
                 dataset.clear_episode_buffer()
