@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -118,6 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="requests per setting")
     parser.add_argument("--jpeg-quality", type=int, default=90)
+    parser.add_argument("--server-threads", type=int, default=0, help="OMP_NUM_THREADS of the server (0: default)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -127,7 +129,8 @@ def main() -> None:
     from pathlib import Path
 
     port_file = Path(tempfile.mkdtemp()) / "port"
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file)])
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.server_threads)} if args.server_threads else {})}
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file)], env=env)
     try:
         deadline = time.monotonic() + 120
         while not port_file.exists() or not port_file.read_text():

@@ -40,7 +40,7 @@ from robokit.serving.engine import (
     ObservationError,
     SessionClosed,
 )
-from robokit.serving.tensors import TensorDecodeError, decode_tensor, encode_tensor
+from robokit.serving.tensors import TensorDecodeError, decode_tensor, encode_tensor, map_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,8 @@ class PolicyServicer(pb_grpc.PolicyServerServicer):
         except DecodeError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"SendObservation: the parts do not form an Observation ({err})")
         try:
-            tensors = {name: decode_tensor(t, name) for name, t in message.tensors.items()}
+            jpeg = sum(t.encoding == pb.JPEG for t in message.tensors.values()) > 1
+            tensors = map_tensors(lambda name, t: decode_tensor(t, name), dict(message.tensors), parallel=jpeg)
         except TensorDecodeError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"SendObservation: {err}")
         now = time.perf_counter()

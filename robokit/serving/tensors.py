@@ -12,6 +12,7 @@ unpickles: raw bytes become an array through `np.frombuffer` only.
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -95,3 +96,21 @@ def _decode_jpeg(data: bytes, shape: tuple[int, ...], dtype: np.dtype, name: str
     if array.shape != shape:
         raise TensorDecodeError(f"{name}: JPEG decodes to {list(array.shape)}, the message declares {list(shape)}")
     return array
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="robokit-jpeg")
+    return _POOL
+
+
+def map_tensors(fn, items: dict, parallel: bool):
+    """`{name: fn(name, value)}`, on a small thread pool when `parallel` (JPEG coding releases the GIL)."""
+    if not parallel or len(items) < 2:
+        return {name: fn(name, value) for name, value in items.items()}
+    futures = {name: _pool().submit(fn, name, value) for name, value in items.items()}
+    return {name: future.result() for name, future in futures.items()}

@@ -24,7 +24,7 @@ from robokit.serving.backends import Arrived, Backend, Dropped, Reconnected
 from robokit.serving.clock import SystemClock
 from robokit.serving.engine import ChunkResult, ObservationData
 from robokit.serving.server import AUTH_KEY, SESSION_KEY, MiB
-from robokit.serving.tensors import decode_tensor, encode_tensor
+from robokit.serving.tensors import decode_tensor, encode_tensor, map_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +59,11 @@ def is_camera(name: str, array: np.ndarray) -> bool:
 
 def observation_message(obs: ObservationData, jpeg_quality: int | None = None) -> pb.Observation:
     """An ObservationData as a protobuf message; camera frames JPEG-encoded when `jpeg_quality` is set."""
-    tensors = {}
-    for name, value in obs.tensors.items():
+    def encode(name, value):
         array = np.asarray(value)
-        tensors[name] = encode_tensor(array, jpeg_quality if is_camera(name, array) else None)
+        return encode_tensor(array, jpeg_quality if is_camera(name, array) else None)
+
+    tensors = map_tensors(encode, obs.tensors, parallel=jpeg_quality is not None)
     return pb.Observation(timestep=int(obs.timestep), timestamp=float(obs.timestamp),
                           must_process=bool(obs.must_process), task=obs.task, tensors=tensors)
 
