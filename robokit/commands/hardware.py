@@ -106,9 +106,16 @@ class VirtualArmConfig:
     """Baud rate the virtual motors answer at."""
     duration_s: float | None = None
     """Stop after this many seconds (default: serve until Ctrl-C)."""
+    latency_ms: float = 0.0
+    """Fault injection: delay every reply by this much."""
+    silent_ids: tuple[int, ...] = ()
+    """Fault injection: motor ids that never answer."""
+    corrupt_probability: float = 0.0
+    """Fault injection: chance that a reply has a wrong checksum / CRC."""
 
 
 def virtual_arm(argv: list[str]) -> int:
+    from robokit.motors.emulator import FaultConfig
     from robokit.robots.virtual import VirtualArm
 
     # `robokit virtual-arm so101 koch` reads better than `--arms so101 koch`
@@ -133,6 +140,11 @@ def virtual_arm(argv: list[str]) -> int:
                 calibration_dir=cfg.calibration_dir,
                 animate=cfg.animate and "leader" in name,
                 baudrate=cfg.baudrate,
+                faults=FaultConfig(
+                    silent_ids=set(cfg.silent_ids),
+                    latency_s=cfg.latency_ms / 1000,
+                    corrupt_probability=cfg.corrupt_probability,
+                ),
             )
             arms.append(arm)
             for side, port in arm.ports.items():

@@ -20,11 +20,15 @@ class PolicyActor:
     def __init__(self, policy, robot: Robot, task: str = ""):
         self.policy = policy
         self.task = task
-        self.features = {**hw_to_dataset_features(robot.observation_features, "observation"),
-                         **hw_to_dataset_features(robot.action_features, "action")}
+        self.features = {
+            **hw_to_dataset_features(robot.observation_features, "observation"),
+            **hw_to_dataset_features(robot.action_features, "action"),
+        }
         missing = sorted(set(policy.input_features) - set(self.features))
         if missing:
-            raise ValueError(f"the policy needs {missing}, which {robot!r} does not provide (it has {sorted(self.features)})")
+            raise ValueError(
+                f"the policy needs {missing}, which {robot!r} does not provide (it has {sorted(self.features)})"
+            )
 
     @classmethod
     def from_pretrained(cls, path: str, robot: Robot, task: str = "", device: str = "cpu") -> "PolicyActor":

@@ -179,7 +179,15 @@ def record(
             if policy is not None and hasattr(policy, "reset"):
                 policy.reset()
             record_loop(
-                robot, teleop, fps, episode_time_s, events, dataset=dataset, task=task, timer=timer, policy=policy
+                robot,
+                teleop,
+                fps,
+                episode_time_s,
+                events,
+                dataset=dataset,
+                task=task,
+                timer=timer,
+                policy=policy,
             )
             if events.rerecord_episode:
                 events.rerecord_episode = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import select
 import termios
 import threading
@@ -74,6 +75,10 @@ class FaultConfig:
     """Motors that never answer (as if unplugged from the chain)."""
     latency_s: float = 0.0
     """Delay before every reply."""
+    corrupt_probability: float = 0.0
+    """Chance that any status packet goes out with a wrong checksum / CRC (seeded by `seed`)."""
+    seed: int = 0
+    """Seed of the random corruption."""
 
 
 class VirtualServo:
@@ -234,6 +239,8 @@ class ServoChainEmulator:
         self.faults = FaultConfig()
         self.packets_received = 0
         self.bad_packets = 0
+        self.replies_corrupted = 0
+        self._rng: random.Random | None = None
         self.last_instructions: list[P.Packet] = []
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -356,8 +363,15 @@ class ServoChainEmulator:
             raw = P.feetech_encode(servo.motor_id, error, params)
         else:
             raw = P.dynamixel_encode(servo.motor_id, P.INST_STATUS, params, error=error)
-        if self.faults.corrupt_replies > 0:
+        corrupt = self.faults.corrupt_replies > 0
+        if corrupt:
             self.faults.corrupt_replies -= 1
+        elif self.faults.corrupt_probability > 0:
+            if self._rng is None:
+                self._rng = random.Random(self.faults.seed)
+            corrupt = self._rng.random() < self.faults.corrupt_probability
+        if corrupt:
+            self.replies_corrupted += 1
             raw = raw[:-1] + bytes([raw[-1] ^ 0x5A])
         return raw
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from robokit.motors.calibration import MotorCalibration, save_calibration
-from robokit.motors.emulator import ServoChainEmulator
+from robokit.motors.emulator import FaultConfig, ServoChainEmulator
 from robokit.robots.registry import virtual_arm_class
 from robokit.robots.robot import DEFAULT_CALIBRATION_DIR, Robot
 
@@ -31,6 +31,7 @@ class VirtualArm:
         calibration_dir: str | Path | None = None,
         animate: bool = False,
         baudrate: int = 1_000_000,
+        faults: FaultConfig | None = None,
     ):
         cls = virtual_arm_class(name) if isinstance(name, str) else name
         self.name, self.device_class = getattr(cls, "name", str(name)), cls
@@ -41,12 +42,17 @@ class VirtualArm:
         if hasattr(cls, "arm_class"):  # bimanual: one chain per arm, calibrations "<id>_left" / "<id>_right"
             for side in ("left", "right"):
                 arm_id = None if calibration_id is None else f"{calibration_id}_{side}"
-                self.sides[side] = VirtualArm(cls.arm_class, arm_id, calibration_dir, animate, baudrate)
+                self.sides[side] = VirtualArm(
+                    cls.arm_class, arm_id, calibration_dir, animate, baudrate, faults
+                )
             self.emulator, self.port = None, None
             return
         self.protocol = cls.bus_class.protocol
         motors = {motor_id: model for motor_id, model in cls.layout.values()}
-        self.emulator = ServoChainEmulator(self.protocol, motors, baudrate=baudrate).start()
+        self.emulator = ServoChainEmulator(self.protocol, motors, baudrate=baudrate)
+        if faults is not None:
+            self.emulator.faults = faults
+        self.emulator.start()
         self.port = self.emulator.port
         if calibration_id is not None:
             self.calibration_path = self.write_calibration(calibration_id, calibration_dir)

@@ -213,16 +213,46 @@ def test_record_with_a_trained_policy(arms, tmp_path):
     from robokit.policies import Policy, make_config
 
     robot, teleop, follower, _ = arms
-    record(robot, teleop, tmp_path / "demo", "wave", fps=30, num_episodes=1, episode_time_s=0.2, reset_time_s=0,
-           keyboard=False, video_codec="h264")
+    record(
+        robot,
+        teleop,
+        tmp_path / "demo",
+        "wave",
+        fps=30,
+        num_episodes=1,
+        episode_time_s=0.2,
+        reset_time_s=0,
+        keyboard=False,
+        video_codec="h264",
+    )
     ds = RobotDataset(tmp_path / "demo")
-    config = make_config("act", chunk_size=4, n_action_steps=4, dim_model=32, n_heads=2, dim_feedforward=64,
-                         n_encoder_layers=1, n_decoder_layers=1, use_vae=False)
+    config = make_config(
+        "act",
+        chunk_size=4,
+        n_action_steps=4,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        use_vae=False,
+    )
     torch.manual_seed(0)
     Policy.build(config, ds.features, ds.meta.stats).save_pretrained(tmp_path / "policy")
     actor = PolicyActor.from_pretrained(str(tmp_path / "policy"), robot, task="wave")
-    _, timer = record(robot, None, tmp_path / "eval", "wave", fps=30, num_episodes=1, episode_time_s=0.2,
-                      reset_time_s=0, keyboard=False, video_codec="h264", policy=actor)
+    _, timer = record(
+        robot,
+        None,
+        tmp_path / "eval",
+        "wave",
+        fps=30,
+        num_episodes=1,
+        episode_time_s=0.2,
+        reset_time_s=0,
+        keyboard=False,
+        video_codec="h264",
+        policy=actor,
+    )
     assert "policy" in timer.summary()["stages_ms"]
     evaluated = RobotDataset(tmp_path / "eval")
     assert len(evaluated) == 6

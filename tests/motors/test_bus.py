@@ -172,3 +172,14 @@ def test_calibration_in_registers(chain):
     values = bus.sync_read("Present_Position")
     assert values["joint2"] == pytest.approx((2048 - 1000) / 2000 * 200 - 100)
     assert values["joint3"] == pytest.approx(100.0)
+
+
+def test_random_corruption_is_retried_never_decoded(chain):
+    emulator, bus = chain
+    emulator.faults.corrupt_probability = 0.1  # seeded: the same replies are corrupted on every run
+    emulator.servo(2).set_position(1234)
+    for _ in range(
+        30
+    ):  # a transaction (3 replies) fails ~27% of the time; retries bring every read back right
+        assert bus.sync_read("Present_Position", normalize=False, num_retry=10)["joint2"] == 1234
+    assert emulator.replies_corrupted > 3

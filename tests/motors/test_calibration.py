@@ -19,8 +19,13 @@ def test_file_round_trip(tmp_path):
     cal = {"shoulder_pan": CAL, "gripper": MotorCalibration(6, 1, 12, 2000, 3500)}
     save_calibration(path, cal)
     assert load_calibration(path) == cal
-    assert json.loads(path.read_text())["gripper"] == {"id": 6, "drive_mode": 1, "homing_offset": 12,
-                                                        "range_min": 2000, "range_max": 3500}
+    assert json.loads(path.read_text())["gripper"] == {
+        "id": 6,
+        "drive_mode": 1,
+        "homing_offset": 12,
+        "range_min": 2000,
+        "range_max": 3500,
+    }
     path.write_text(json.dumps({"gripper": {"id": 6}}))
     with pytest.raises(ValueError, match="'gripper' has \\['id'\\]"):
         load_calibration(path)
@@ -29,11 +34,17 @@ def test_file_round_trip(tmp_path):
         load_calibration(path)
 
 
-@pytest.mark.parametrize(("mode", "raw", "value"), [
-    (MotorNormMode.RANGE_M100_100, 1000, -100.0), (MotorNormMode.RANGE_M100_100, 2000, 0.0),
-    (MotorNormMode.RANGE_M100_100, 3000, 100.0), (MotorNormMode.RANGE_0_100, 1500, 25.0),
-    (MotorNormMode.DEGREES, 2000, 0.0), (MotorNormMode.DEGREES, 2000 + 4095 // 4, 90.0 * (4095 // 4) / (4095 / 4)),
-])
+@pytest.mark.parametrize(
+    ("mode", "raw", "value"),
+    [
+        (MotorNormMode.RANGE_M100_100, 1000, -100.0),
+        (MotorNormMode.RANGE_M100_100, 2000, 0.0),
+        (MotorNormMode.RANGE_M100_100, 3000, 100.0),
+        (MotorNormMode.RANGE_0_100, 1500, 25.0),
+        (MotorNormMode.DEGREES, 2000, 0.0),
+        (MotorNormMode.DEGREES, 2000 + 4095 // 4, 90.0 * (4095 // 4) / (4095 / 4)),
+    ],
+)
 def test_normalize_values(mode, raw, value):
     assert normalize(raw, CAL, mode, 4096) == pytest.approx(value)
     assert unnormalize(value, CAL, mode, 4096) == raw
