@@ -135,7 +135,7 @@ def main() -> None:
     rows = []
     for delay in args.delays:
         features = _features(probe)
-        loader = lambda path, revision, device, d=delay: ExpertChunkPolicy(features, args.chunk, d)  # noqa: E731
+        loader = lambda path, revision, device, d=delay, f=features: ExpertChunkPolicy(f, args.chunk, d)  # noqa: E731
         with PolicyServer(ServeConfig(port=0), loader=loader) as server:
             for seed in range(args.episodes):
                 for mode in ("sync", "async"):

@@ -15,8 +15,9 @@ for the current timestep, or hold still if there is none (an "empty tick").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -184,7 +185,7 @@ class RobotClient:
         self._next_tick += period
 
     def run(self, max_steps: int | None = None, duration_s: float | None = None,
-            until: Callable[["RobotClient"], bool] | None = None, progress: bool = False) -> RunStats:
+            until: Callable[[RobotClient], bool] | None = None, progress: bool = False) -> RunStats:
         """Tick until `max_steps` actions were executed, `duration_s` passed, `until(self)` or `io.done`."""
         if max_steps is None and duration_s is None and until is None:
             raise ValueError("run: give max_steps, duration_s or until, or the loop never ends")

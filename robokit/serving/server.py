@@ -22,10 +22,11 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -351,7 +352,7 @@ class PolicyServer:
         if self.port == 0:
             raise OSError(f"serve: cannot listen on {address} (in use, or not an address of this machine)")
 
-    def start(self) -> "PolicyServer":
+    def start(self) -> PolicyServer:
         self._server.start()
         scheme = "TLS" if self.config.tls_cert else "plaintext"
         auth = "token required" if self.config.token else "no token"
@@ -365,7 +366,7 @@ class PolicyServer:
     def wait(self) -> None:
         self._server.wait_for_termination()
 
-    def __enter__(self) -> "PolicyServer":
+    def __enter__(self) -> PolicyServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

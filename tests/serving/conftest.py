@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("grpc")
 torch = pytest.importorskip("torch")
 
-from robokit.policies import Policy, make_config  # noqa: E402
+from robokit.policies import Policy, make_config
 
 TINY_ACT = dict(chunk_size=10, n_action_steps=10, dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1,
                 n_decoder_layers=1, n_vae_encoder_layers=1, latent_dim=4, use_vae=False)

@@ -69,7 +69,7 @@ def test_async_is_faster_than_sync_at_equal_work(act_path, features):
 
 def test_session_skips_a_timestep_already_predicted_unless_must_process(act_path, features):
     session = InferenceSession(InferenceEngine(Policy.from_pretrained(act_path), features), inline=True)
-    obs = lambda t, must=False: ObservationData(timestep=t, tensors=observation_at(features, t), must_process=must)  # noqa: E731
+    obs = lambda t, must=False: ObservationData(timestep=t, tensors=observation_at(features, t), must_process=must)
     assert session.submit(obs(3)) == (True, False)
     assert session.outbox.get_nowait().observation_timestep == 3
     assert session.submit(obs(3)) == (False, False) and session.outbox.empty()

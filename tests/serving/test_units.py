@@ -65,7 +65,7 @@ def test_observation_carries_raw_bytes_and_nothing_pickled():
     assert back.timestep == 7 and back.must_process and np.array_equal(decode_tensor(back.tensors["observation.state"]), state)
     # no module of robokit.serving touches pickle
     sources = Path(__file__).parents[2].joinpath("robokit", "serving").glob("*.py")
-    unsafe = re.compile(r"^\s*(import|from)\s+(pickle|cPickle|dill|cloudpickle)\b|pickle\.loads?\(|torch\.load\(", re.M)
+    unsafe = re.compile(r"^\s*(import|from)\s+(pickle|cPickle|dill|cloudpickle)\b|pickle\.loads?\(|torch\.load\(", re.MULTILINE)
     assert not [p.name for p in sources if unsafe.search(p.read_text())]
     with pytest.raises(Exception):
         pickle.loads(data)
