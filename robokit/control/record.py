@@ -82,6 +82,33 @@ def dataset_features_for(robot: Robot, use_videos: bool = True) -> dict[str, dic
     }
 
 
+DEFAULT_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+
+
+def check_resumable(root: str | Path, robot: Robot, use_videos: bool) -> None:
+    """Refuse to append episodes from a robot whose features or type differ from the dataset's."""
+    from robokit.data.meta import DatasetMeta
+
+    meta = DatasetMeta.load(root)
+    expected = dataset_features_for(robot, use_videos)
+    have = {k: v for k, v in meta.features.items() if k not in DEFAULT_FEATURES}
+    differ = sorted(
+        k
+        for k in set(expected) | set(have)
+        if k not in expected
+        or k not in have
+        or list(have[k]["shape"]) != expected[k]["shape"]
+        or have[k].get("names") != expected[k]["names"]
+        or (have[k]["dtype"] in ("video", "image")) != (expected[k]["dtype"] in ("video", "image"))
+    )
+    if differ or meta.robot_type != robot.robot_type:
+        raise ValueError(
+            f"record --resume: the dataset at {root} was recorded by {meta.robot_type!r} with features "
+            f"{sorted(have)}; {robot!r} ({robot.robot_type!r}) has other shapes or names for {differ or 'none'}"
+            + ("" if meta.robot_type == robot.robot_type else " and another robot type")
+        )
+
+
 def record_loop(
     robot: Robot,
     teleop: Teleoperator | None,
@@ -151,17 +178,8 @@ def record(
     if keyboard:
         start_keyboard_listener(events)
     if resume:
+        check_resumable(root, robot, use_videos)
         dataset = RobotDataset.resume(root, video_codec=video_codec)
-        expected = dataset_features_for(robot, use_videos)
-        have = {k: v for k, v in dataset.features.items() if k in expected}
-        if any(
-            have.get(k, {}).get("shape") != v["shape"] or have.get(k, {}).get("names") != v["names"]
-            for k, v in expected.items()
-        ):
-            raise ValueError(
-                f"record --resume: the dataset at {root} declares {sorted(have)} with other shapes or "
-                f"names than this robot's {sorted(expected)}"
-            )
     else:
         dataset = RobotDataset.create(
             root,

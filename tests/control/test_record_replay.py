@@ -258,3 +258,19 @@ def test_record_with_a_trained_policy(arms, tmp_path):
     assert len(evaluated) == 6
     actions = torch.stack([evaluated[i]["action"] for i in range(len(evaluated))])
     assert torch.isfinite(actions).all()
+
+
+def test_record_resume_appends_episodes(arms, tmp_path):
+    from robokit.data import RobotDataset
+
+    robot, teleop, _, _ = arms
+    kwargs = dict(
+        fps=30, num_episodes=1, episode_time_s=0.2, reset_time_s=0, keyboard=False, video_codec="h264"
+    )
+    record(robot, teleop, tmp_path / "ds", "t", **kwargs)
+    record(robot, teleop, tmp_path / "ds", "t", resume=True, **kwargs)
+    ds = RobotDataset(tmp_path / "ds")
+    assert ds.meta.total_episodes == 2 and len(ds) == 12
+    other = make_robot("koch_follower", port="/dev/null", id="x")
+    with pytest.raises(ValueError, match=r"names for \['observation.images.front'\] and another robot type"):
+        record(other, None, tmp_path / "ds", "t", resume=True, **kwargs)

@@ -224,3 +224,22 @@ def test_other_feetech_arms_connect_observe_act(tmp_path, arm_type):
             assert set(robot.get_observation()) == set(robot.observation_features)
             assert robot.send_action({first: 50.0}) == {first: 50.0}
             assert wait_for(lambda: arm.emulator.servo(1).get("Goal_Position") == 2560)
+
+
+def test_torque_released_at_process_exit(tmp_path):
+    """A script that forgets disconnect(): the atexit hook still releases torque and closes the port."""
+    import subprocess
+    import sys
+
+    with VirtualArm("so101", "f", tmp_path) as arm:
+        script = (
+            "from robokit.robots.registry import make_robot\n"
+            f"robot = make_robot('so101_follower', port={arm.port!r}, id='f', calibration_dir={str(tmp_path)!r})\n"
+            "robot.connect()\n"
+            "robot.send_action({'shoulder_pan.pos': 10.0})\n"
+            "print('torque on', flush=True)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and "torque on" in out.stdout, out.stderr
+        assert [s.get("Torque_Enable") for s in arm.emulator.servos] == [0] * 6
+        assert arm.emulator.servo(1).get("Goal_Position") == pytest.approx(2048 + 102, abs=1)
