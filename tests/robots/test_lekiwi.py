@@ -96,3 +96,20 @@ def test_lekiwi_host_and_client(tmp_path):
                 client.disconnect()
                 host.close()  # stops the serving thread first
                 thread.join(timeout=5)
+
+
+def test_gamepad_mapping_and_lekiwi_leader(tmp_path):
+    from robokit.teleoperators.keyboard import gamepad_to_base
+
+    # stick up (axis 1 = -1) drives forward, right stick right (axis 3 = +1) turns clockwise, small noise is ignored
+    assert gamepad_to_base([0.05, -1.0, 0.0, 1.0]) == {"x.vel": 0.3, "y.vel": -0.0, "theta.vel": -90.0}
+    with VirtualArm("so101_leader", "kl", tmp_path) as arm:
+        leader = make_teleoperator(
+            "lekiwi_leader", port=arm.port, id="kl", calibration_dir=str(tmp_path), use_pynput=False
+        )
+        with leader:
+            arm.emulator.servo(1).set_position(2560)
+            leader.keyboard.press("a")
+            action = leader.get_action()
+            assert action["arm_shoulder_pan.pos"] == pytest.approx(50.0) and action["y.vel"] == 0.1
+            assert set(action) == set(make_robot("lekiwi", port="/dev/null").action_features)
