@@ -64,6 +64,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=None, help="reuse (or create) the benchmark dataset here")
     parser.add_argument("--backend", default=None, help="video backend: torchcodec or pyav (default: automatic)")
     parser.add_argument("--skip-cache", action="store_true")
+    parser.add_argument("--cache-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="resize frames to H x W in the frame cache (the policy's input size)")
+    parser.add_argument("--skip-video", action="store_true", help="only the frame-cache mode")
+    parser.add_argument("--uint8", action="store_true", help="return camera frames as uint8 (convert on the GPU)")
     args = parser.parse_args()
     root = args.root or Path(tempfile.gettempdir()) / "robokit-bench-loading"
     if not (root / "meta/info.json").exists():
@@ -71,11 +75,14 @@ def main() -> None:
         build(root)
     from robokit.data.video_decode import default_backend
 
-    print(f"video backend: {args.backend or default_backend()}; torch threads {torch.get_num_threads()}")
-    modes = [("video", False)] + ([] if args.skip_cache else [("frame cache", True)])
+    print(f"video backend: {args.backend or default_backend()}; torch threads {torch.get_num_threads()}; "
+          f"camera frames as {'uint8' if args.uint8 else 'float32'}")
+    cache = tuple(args.cache_size) if args.cache_size else True
+    modes = ([] if args.skip_video else [("video", False)]) + ([] if args.skip_cache else [("frame cache", cache)])
     for mode, cache in modes:
         for name, delta in windows().items():
-            ds = RobotDataset(root, delta_timestamps=delta, video_backend=args.backend, frame_cache=cache)
+            ds = RobotDataset(root, delta_timestamps=delta, video_backend=args.backend, frame_cache=cache,
+                              return_uint8=args.uint8)
             for workers in (0, 2):
                 rates = [measure(ds, workers, args.samples) for _ in range(args.runs)]
                 print(f"{mode:11s} window={name:9s} workers={workers}: {statistics.median(rates):7.1f} samples/s "
