@@ -32,6 +32,8 @@ class DemosConfig:
     """Codec of the dataset videos: av1, h264 or hevc."""
     image_size: tuple[int, int] | None = None
     """(height, width) of recorded images (default: the env's)."""
+    cameras: tuple[str, ...] | None = None
+    """Cameras to record (default: the env's); `--cameras` with no name records a state-only dataset."""
 
 
 @dataclass
@@ -39,7 +41,7 @@ class EvalConfig:
     """Evaluate a policy (a checkpoint folder or hub repo, `expert` or `random`) in a simulated env."""
 
     policy: str
-    """A policy folder / hub repo id, or `expert` (the env's scripted expert), or `random`."""
+    """A policy folder / hub repo id, a `robokit train` output folder (its last checkpoint), `expert` or `random`."""
     env: str
     """Env or group name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/easy..."""
     episodes: int = 10
@@ -67,7 +69,7 @@ def demos_main(argv: list[str]) -> int:
     cfg = parse(DemosConfig, argv, prog="robokit demos")
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
-                           image_size=cfg.image_size)
+                           image_size=cfg.image_size, cameras=cfg.cameras)
     print(summary.line())
     return 0 if summary.saved_episodes >= cfg.episodes else 1
 
@@ -91,7 +93,11 @@ def load_policy(spec: str, env_name: str, seed: int, device: str = "cpu"):
         env.close()
         return RandomPolicy(space.low, space.high, seed=seed)
     from robokit.policies import Policy
+    from robokit.training.checkpoint import last_checkpoint
 
+    last = last_checkpoint(Path(spec)) if Path(spec).is_dir() else None
+    if last is not None:  # a `robokit train` output folder: its latest checkpoint
+        spec = str(last / "pretrained_model")
     return Policy.from_pretrained(spec).to(device)
 
 

@@ -41,7 +41,8 @@ class DemoSummary:
 
 def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, fast_render: bool = False,
                  keep_failed: bool = False, max_attempts: int | None = None, image_size: tuple[int, int] | None = None,
-                 use_videos: bool = True, video_codec: str = "av1", progress: bool = True) -> DemoSummary:
+                 use_videos: bool = True, video_codec: str = "av1", progress: bool = True,
+                 cameras: tuple[str, ...] | None = None) -> DemoSummary:
     """Run the env's scripted expert and save its (successful) episodes as a dataset at `out`.
 
     Args:
@@ -55,6 +56,7 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
         image_size: (height, width) of recorded images (default: the env's).
         use_videos: images as mp4 videos (else PNG files).
         video_codec: codec of the videos ("av1", "h264", "hevc").
+        cameras: cameras to record (default: the env's); () for a state-only dataset.
     """
     from robokit.data import RobotDataset
     from robokit.envs.experts import make_expert
@@ -63,7 +65,7 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"record_demos: episodes={episodes!r}, expected an int >= 1")
     max_attempts = max_attempts or 2 * episodes + 10
-    env = make_env(env_name, n_envs=1, fast_render=fast_render, image_size=image_size)
+    env = make_env(env_name, n_envs=1, fast_render=fast_render, image_size=image_size, cameras=cameras)
     expert = make_expert(env_name)
     features = dict(env.features)
     if not use_videos:

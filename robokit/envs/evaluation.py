@@ -17,6 +17,7 @@ env of the group is evaluated and the result holds `per_env` plus the overall ag
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -94,6 +95,21 @@ def _aggregate(episodes: list[dict], elapsed: float) -> dict[str, float]:
     }
 
 
+def _policy_cameras(policy) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """The cameras a learned policy reads (`observation.images.<camera>`) and the (height, width) it was trained on.
+
+    Rendering only those (none for a state-only policy) at the training size is both what the
+    policy expects and much cheaper than the env's default cameras.
+    """
+    prefix = "observation.images."
+    names = [k for k in policy.image_features if k.startswith(prefix)]
+    size = None
+    if names:
+        shape = policy.input_features[names[0]].shape  # (C, H, W)
+        size = (int(shape[1]), int(shape[2]))
+    return tuple(k[len(prefix):] for k in names), size
+
+
 def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed: int, videos_dir: Path | None,
                   max_videos: int, fast_render: bool, progress: bool, image_size=None,
                   max_episode_steps: int | None = None) -> dict[str, Any]:
@@ -101,8 +117,14 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
 
     torch_policy = _is_torch_policy(policy)
     batch_size = min(batch_size, n_episodes)
+    cameras = None
+    if torch_policy and hasattr(policy, "image_features"):
+        cameras, trained_size = _policy_cameras(policy)
+        image_size = image_size or trained_size
+        if not cameras and max_videos:
+            cameras = None  # a state-only policy: render the env's cameras for the videos only
     env = make_env(env_name, n_envs=batch_size, fast_render=fast_render, image_size=image_size,
-                   max_episode_steps=max_episode_steps)
+                   max_episode_steps=max_episode_steps, cameras=cameras)
     camera_key = f"observation.images.{env.cameras[0]}" if env.cameras else None
     if max_videos and camera_key is None:
         logger.warning("evaluate: %s renders no camera, so no videos are written", env_name)
@@ -191,15 +213,21 @@ def evaluate(policy, env_name: str, n_episodes: int = 10, batch_size: int = 1, s
         raise ValueError(f"evaluate: batch_size={batch_size!r}, expected an int >= 1")
     if max_videos < 0:
         raise ValueError(f"evaluate: max_videos={max_videos!r}, expected >= 0")
+    rng = contextlib.nullcontext()
     if _is_torch_policy(policy):
         import torch
 
-        torch.manual_seed(seed)
+        # The policy's draws are seeded here; the caller's (e.g. a training loop's) RNG stream is left as it was.
+        rng = torch.random.fork_rng()
         policy.eval()
     names = expand_env_name(env_name)
-    results = {name: _evaluate_one(policy, name, n_episodes, batch_size, seed, None if videos_dir is None else Path(videos_dir),
-                                   max_videos, fast_render, progress, image_size, max_episode_steps)
-               for name in names}
+    with rng:
+        if _is_torch_policy(policy):
+            torch.manual_seed(seed)
+        results = {name: _evaluate_one(policy, name, n_episodes, batch_size, seed,
+                                       None if videos_dir is None else Path(videos_dir),
+                                       max_videos, fast_render, progress, image_size, max_episode_steps)
+                   for name in names}
     config = {"n_episodes": n_episodes, "batch_size": batch_size, "seed": seed}
     if len(names) == 1:
         return {**results[names[0]], **config}

@@ -141,7 +141,8 @@ def _default_eval_fn(cfg: TrainConfig) -> EvalFn | None:
     def evaluate(policy: Policy, step: int) -> dict:
         from robokit.envs import evaluate as env_evaluate
 
-        return dict(env_evaluate(policy, cfg.env, n_episodes=cfg.eval_episodes, seed=cfg.seed))
+        info = env_evaluate(policy, cfg.env, n_episodes=cfg.eval_episodes, seed=cfg.seed)
+        return {**info["aggregated"], "seed": info["seed"]}  # pc_success, avg_sum_reward, ... (logged as eval/*)
 
     return evaluate
 
