@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "lerobot"
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 
 
 @pytest.fixture

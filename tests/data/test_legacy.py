@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from robokit.data import RobotDataset
 from robokit.data.meta import DatasetError, DatasetMeta
 from robokit.data.tools.check import check_dataset
 
-FIXTURES = Path("/work/shared/fixtures/lerobot")
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 V21 = FIXTURES / "v21_legacy"
 WINDOWS = {
     "action": [0, 1 / 30, 2 / 30, 3 / 30],

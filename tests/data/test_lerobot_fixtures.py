@@ -1,6 +1,6 @@
 """robokit reads the datasets that LeRobot itself wrote and returns what LeRobot's reader returned.
 
-Fixtures: /work/shared/fixtures/lerobot (see its README). Items were saved by LeRobot 0.4.4 (v3.0)
+Fixtures: shared/fixtures/lerobot beside the checkout (see its README). Items were saved by LeRobot 0.4.4 (v3.0)
 and 0.3.2 (v2.1) at a few indices, with `delta_timestamps` windows; camera tensors are stored as
 uint8 = round(float * 255).
 """
@@ -8,13 +8,14 @@ uint8 = round(float * 255).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-FIXTURES = Path("/work/shared/fixtures/lerobot")
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 DATASETS = ["v30_video_2cam", "v30_image_state", "v21_legacy"]
 CAMERA_MAX_ABS_DIFF = 2  # both readers decode the same stream; only the YUV -> RGB rounding may differ
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from robokit.data.stats import (
     unflatten_stats,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "lerobot"
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
 
 

@@ -4,6 +4,7 @@ delete-episodes, recompute-stats and the `robokit dataset` command."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def test_check_passes_on_good_datasets(recorded: Path) -> None:
     assert report.ok, report.render()
     assert "every frame" in report.render()
     for name in ("v30_video_2cam", "v30_image_state", "v21_legacy"):
-        fixture = Path("/work/shared/fixtures/lerobot") / name
+        fixture = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"]) / name
         if fixture.is_dir():
             report = check_dataset(fixture, progress=False)
             assert report.ok, report.render()

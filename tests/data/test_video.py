@@ -33,9 +33,7 @@ from robokit.data.video_encode import (
     video_info,
 )
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "lerobot"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/lerobot")
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 
 HAS_TORCHCODEC = torchcodec_available()[0]
 BACKENDS = [

@@ -6,6 +6,7 @@ checkpoints have action scales of ~20-43, and the references carry float32 round
 (~4e-7 normalized, measured by running robokit in float64).
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from safetensors.torch import load_file
 
 from robokit.policies import Policy
 
-FIXTURES = Path("/work/shared/fixtures/lerobot/policies")
+FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"]) / "policies"
 pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="LeRobot fixtures not available")
 TOL = 1e-5
 
