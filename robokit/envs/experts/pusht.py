@@ -26,11 +26,10 @@ steered, which gives the pixel-level alignment that 95% coverage needs.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
-
-import logging
 
 import numpy as np
 
@@ -92,7 +91,7 @@ def _contacts(spacing: float) -> list[tuple[np.ndarray, np.ndarray]]:
         normal = np.array([edge[1], -edge[0]]) / length
         if area < 0:
             normal = -normal
-        n_points = max(1, int(round(length / spacing)))
+        n_points = max(1, round(length / spacing))
         for k in range(n_points):
             out.append((a + (k + 0.5) / n_points * edge, normal))
     return out
@@ -216,7 +215,7 @@ class _PushTScript(EpisodeScript):
         extra = stage.travel_cost * travel
         best = _Push(start, direction, [], np.inf)
         targets: list[np.ndarray] = []
-        n = max(1, int(math.ceil((stage.max_length + 6.0) / stage.speed)))
+        n = max(1, math.ceil((stage.max_length + 6.0) / stage.speed))
         moved = False
         for k in range(1, n + 1):
             target = start + direction * (k * stage.speed)
@@ -309,7 +308,7 @@ class _PushTScript(EpisodeScript):
 
     def _straight(self, a, b) -> list[np.ndarray]:
         a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        n = max(1, int(math.ceil(np.hypot(*(b - a)) / self.TRAVEL_SPEED)))
+        n = max(1, math.ceil(np.hypot(*(b - a)) / self.TRAVEL_SPEED))
         return [a + (b - a) * (k / n) for k in range(1, n + 1)]
 
     def _recheck(self, agent, block_pose, stage: _Stage) -> _Push:
