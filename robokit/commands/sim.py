@@ -15,7 +15,7 @@ class DemosConfig:
     """Record a scripted expert's successful episodes in a simulated env into a RobotDataset."""
 
     env: str
-    """Env name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>."""
+    """Env name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task> (may also be given first, unflagged)."""
     episodes: int = 10
     """Number of (successful) episodes to save."""
     out: str = "demos"
@@ -66,7 +66,9 @@ def demos_main(argv: list[str]) -> int:
     from robokit.cli import parse
     from robokit.envs.demos import record_demos
 
-    cfg = parse(DemosConfig, argv, prog="robokit demos")
+    if argv and not argv[0].startswith("-"):  # `robokit demos ENV ...` is `robokit demos --env ENV ...`
+        argv = ["--env", *argv]
+    cfg = parse(DemosConfig, argv, prog="robokit demos", description="usage: robokit demos ENV [--episodes N] [--out DIR] ...")
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
                            image_size=cfg.image_size, cameras=cfg.cameras)

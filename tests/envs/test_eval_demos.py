@@ -56,7 +56,8 @@ def test_demos_command_writes_a_dataset_that_checks(need_aloha, tmp_path):
     from robokit.data import RobotDataset
 
     root = tmp_path / "demos"
-    code = cli(["demos", "--env", "aloha_transfer_cube", "--episodes", "1", "--out", str(root), "--seed", "0",
+    # The form: the env name first, unflagged.
+    code = cli(["demos", "aloha_transfer_cube", "--episodes", "1", "--out", str(root), "--seed", "0",
                 "--fast-render", "--image-size", str(SMALL[0]), str(SMALL[1])])
     assert code == 0
     ds = RobotDataset(root)
