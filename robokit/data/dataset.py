@@ -11,7 +11,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from robokit.data.features import DEFAULT_FEATURES
 from robokit.data.meta import DatasetError, DatasetMeta, read_parquet
 from robokit.data.windows import delta_frames, window
 from robokit.data.writer import DatasetWriter, VideoSettings

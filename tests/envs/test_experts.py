@@ -9,7 +9,6 @@ from robokit.envs import make_env, make_expert
 from robokit.envs.experts import RandomPolicy
 from robokit.envs.experts.pusht import block_pose_from_keypoints
 
-from .conftest import require
 
 
 def _run(name: str, seed: int) -> tuple[bool, int]:
