@@ -37,8 +37,32 @@ class CameraConfig:
 
 
 class Camera(abc.ABC):
+    """A driver implements `connect`/`disconnect`/`is_connected` and `_read_device()` (one blocking
+    frame); a capture thread started by `_start_capture` is the only caller of `_read_device`, and
+    `read`/`async_read` take frames from it."""
+
     def __init__(self, config: CameraConfig):
         self.config = config
+        self._thread = None  # LatestFrameThread while connected
+
+    def _read_device(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _start_capture(self, name: str) -> None:
+        from robokit.cameras.threaded import LatestFrameThread
+
+        self._thread = LatestFrameThread(self._read_device, name)
+        self._thread.start()
+
+    def _stop_capture(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()
+            self._thread = None
+
+    def _capture(self):
+        if self._thread is None:
+            raise RuntimeError(f"{self!r} is not connected; call connect() first")
+        return self._thread
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -51,13 +75,13 @@ class Camera(abc.ABC):
     @abc.abstractmethod
     def connect(self) -> None: ...
 
-    @abc.abstractmethod
     def read(self) -> np.ndarray:
-        """A new frame (blocks until the device delivers one)."""
+        """A frame newer than the last one (blocks until the capture thread delivers one)."""
+        return self._capture().next(timeout_s=max(1.0, 5.0 / self.config.fps))
 
-    @abc.abstractmethod
     def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
         """The latest frame captured by the background thread (waits for the first one)."""
+        return self._capture().latest(timeout_s)
 
     @abc.abstractmethod
     def disconnect(self) -> None: ...

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from robokit.cameras.camera import Camera, CameraConfig, rotate
-from robokit.cameras.threaded import LatestFrameThread
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ class OpenCVCamera(Camera):
             and not self.source.startswith("/dev/")
         )
         self._cap = None
-        self._thread: LatestFrameThread | None = None
         self._next_t = 0.0
 
     def __repr__(self) -> str:
@@ -70,14 +68,7 @@ class OpenCVCamera(Camera):
                 f"{self!r}: frames are {first.shape[1]}x{first.shape[0]}, "
                 f"the config asks for {self.config.width}x{self.config.height}"
             )
-        self._thread = LatestFrameThread(self._read_device, repr(self))
-        self._thread.start()
-
-    def read(self) -> np.ndarray:
-        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
-        if self._thread is None:
-            raise RuntimeError(f"{self!r} is not connected; call connect() first")
-        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+        self._start_capture(repr(self))
 
     def _read_device(self) -> np.ndarray:
         cv2 = _cv2()
@@ -96,15 +87,8 @@ class OpenCVCamera(Camera):
             raise ConnectionError(f"{self!r}: read failed (device unplugged or stream ended)")
         return rotate(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.config.rotation)
 
-    def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
-        if self._thread is None:
-            raise RuntimeError(f"{self!r} is not connected; call connect() first")
-        return self._thread.latest(timeout_s)
-
     def disconnect(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
+        self._stop_capture()
         if self._cap is not None:
             self._cap.release()
             self._cap = None

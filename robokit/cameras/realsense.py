@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from robokit.cameras.camera import Camera, CameraConfig, rotate
-from robokit.cameras.threaded import LatestFrameThread
 
 
 def _rs():
@@ -20,7 +19,6 @@ class RealSenseCamera(Camera):
     def __init__(self, config: CameraConfig):
         super().__init__(config)
         self._pipeline = None
-        self._thread: LatestFrameThread | None = None
         self.last_depth: np.ndarray | None = None
 
     @property
@@ -45,14 +43,7 @@ class RealSenseCamera(Camera):
         except RuntimeError as exc:
             raise ConnectionError(f"RealSense {self.config.index_or_path!r}: {exc}") from exc
         self._pipeline = pipeline
-        self._thread = LatestFrameThread(self._read_device, f"realsense-{self.config.index_or_path}")
-        self._thread.start()
-
-    def read(self) -> np.ndarray:
-        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
-        if self._thread is None:
-            raise RuntimeError(f"{self!r} is not connected; call connect() first")
-        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+        self._start_capture(f"realsense-{self.config.index_or_path}")
 
     def _read_device(self) -> np.ndarray:
         frames = self._pipeline.wait_for_frames(timeout_ms=2000)
@@ -60,13 +51,8 @@ class RealSenseCamera(Camera):
             self.last_depth = rotate(np.asanyarray(frames.get_depth_frame().get_data()), self.config.rotation)
         return rotate(np.asanyarray(frames.get_color_frame().get_data()), self.config.rotation)
 
-    def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
-        return self._thread.latest(timeout_s)
-
     def disconnect(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
+        self._stop_capture()
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None

@@ -11,7 +11,6 @@ import time
 import numpy as np
 
 from robokit.cameras.camera import Camera, CameraConfig, rotate
-from robokit.cameras.threaded import LatestFrameThread
 
 
 def synthetic_frame(index: int, height: int, width: int) -> np.ndarray:
@@ -31,7 +30,6 @@ def synthetic_frame(index: int, height: int, width: int) -> np.ndarray:
 class SyntheticCamera(Camera):
     def __init__(self, config: CameraConfig):
         super().__init__(config)
-        self._thread: LatestFrameThread | None = None
         self._index = 0
         self._next_t = 0.0
 
@@ -41,14 +39,7 @@ class SyntheticCamera(Camera):
 
     def connect(self) -> None:
         self._next_t = time.perf_counter()
-        self._thread = LatestFrameThread(self._read_device, f"synthetic-{id(self):x}")
-        self._thread.start()
-
-    def read(self) -> np.ndarray:
-        """A frame newer than the last one (from the capture thread, which alone touches the device)."""
-        if self._thread is None:
-            raise RuntimeError(f"{self!r} is not connected; call connect() first")
-        return self._thread.next(timeout_s=max(1.0, 5.0 / self.config.fps))
+        self._start_capture(f"synthetic-{id(self):x}")
 
     def _read_device(self) -> np.ndarray:
         # paced like a device: one frame per 1/fps
@@ -63,12 +54,5 @@ class SyntheticCamera(Camera):
         self._index += 1
         return frame
 
-    def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
-        if self._thread is None:
-            raise RuntimeError("SyntheticCamera is not connected; call connect() first")
-        return self._thread.latest(timeout_s)
-
     def disconnect(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
+        self._stop_capture()
