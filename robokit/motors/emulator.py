@@ -89,12 +89,14 @@ class VirtualServo:
         motor_id: int,
         model: str,
         baudrate: int = 1_000_000,
-        position: float = 2048.0,
+        position: float | None = None,
         speed: float = 4000.0,
     ):
         self.spec: ModelSpec = model_spec(model)
         self.protocol = self.spec.protocol
         self.regs = bytearray(256)
+        if position is None:  # the middle of the encoder range
+            position = self.spec.resolution // 2
         self.position = float(position)
         """Shaft angle in encoder steps (0..resolution-1), before any homing offset."""
         self.speed = speed
@@ -112,7 +114,8 @@ class VirtualServo:
             self._set("Firmware_Major_Version", self.spec.firmware[0])
             self._set("Firmware_Minor_Version", self.spec.firmware[1])
             self._set("Max_Torque_Limit", 1000)
-            self._set("Torque_Limit", 1000)
+            if "Torque_Limit" in self.spec.table:  # STS only
+                self._set("Torque_Limit", 1000)
             self._set("P_Coefficient", 32)
             self._set("Present_Voltage", 120)
         else:
@@ -131,11 +134,12 @@ class VirtualServo:
 
     def _set(self, name: str, value: int) -> None:
         addr, size = self._addr(name)
-        self.regs[addr : addr + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        # registers hold their wire bytes (big-endian words on Feetech's SCS series)
+        self.regs[addr : addr + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, self.spec.byte_order)
 
     def get(self, name: str, signed: bool = False) -> int:
         addr, size = self._addr(name)
-        raw = int.from_bytes(self.regs[addr : addr + size], "little")
+        raw = int.from_bytes(self.regs[addr : addr + size], self.spec.byte_order)
         if not signed:
             return raw
         if self.protocol == "feetech":
@@ -152,15 +156,19 @@ class VirtualServo:
         code = self.get("Baud_Rate")
         return {v: k for k, v in baudrate_table(self.protocol).items()}.get(code, -1)
 
+    def _homing_offset(self) -> int:
+        # SCS-series servos have no homing register: their positions are the shaft's
+        return self.get("Homing_Offset", signed=True) if "Homing_Offset" in self.spec.table else 0
+
     def _present_from_shaft(self, shaft: float) -> int:
-        offset = self.get("Homing_Offset", signed=True)
+        offset = self._homing_offset()
         res = self.spec.resolution
         if self.protocol == "feetech":  # Present = Actual - Offset, wrapped to one turn
             return int(round(shaft - offset)) % res
         return int(round(shaft)) + offset  # Dynamixel: Present = Actual + Offset
 
     def _shaft_from_present(self, present: int) -> float:
-        offset = self.get("Homing_Offset", signed=True)
+        offset = self._homing_offset()
         if self.protocol == "feetech":
             return float((present + offset) % self.spec.resolution)
         return float(present - offset)
@@ -200,7 +208,8 @@ class VirtualServo:
 
     def step(self, dt: float) -> None:
         """Advance the shaft toward the goal for `dt` seconds (only with torque on)."""
-        if self.protocol == "feetech" and self.get("Operating_Mode") == 1:  # wheel (velocity) mode
+        wheel_mode = "Operating_Mode" in self.spec.table and self.get("Operating_Mode") == 1
+        if self.protocol == "feetech" and wheel_mode:  # wheel (velocity) mode
             velocity = self.get("Goal_Velocity", signed=True) if self.get("Torque_Enable") == 1 else 0
             self.position = (self.position + velocity * dt) % self.spec.resolution
             self._set("Present_Velocity", (-velocity | 1 << 15) if velocity < 0 else velocity)

@@ -1,15 +1,28 @@
-"""Feetech SCS/STS servos (STS3215 & co., protocol 0) through `feetech-servo-sdk` (module `scservo_sdk`)."""
+"""Feetech servos through `feetech-servo-sdk` (module `scservo_sdk`).
+
+`FeetechMotorsBus`: STS/SMS series (STS3215 & co.), Feetech's "protocol 0" (little-endian words).
+`FeetechSCSMotorsBus`: SCS series (SCS0009, the Hope-JR hand), "protocol 1" (big-endian words,
+1024-step encoders, no homing register).
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 import time
 from typing import Any
 
 from robokit.motors import protocol as P
+from robokit.motors.calibration import MotorCalibration
 from robokit.motors.motors_bus import _PORT_ERRORS, MotorsBus, PortLostError
 
 logger = logging.getLogger(__name__)
+
+# scservo_sdk keeps the byte order of 2-byte values in one module global (PacketHandler(end) sets it
+# for every bus in the process). Each bus sets its own for the length of a transaction, under this
+# lock, so an STS arm and an SCS hand can share a process (and threads).
+_BYTE_ORDER_LOCK = threading.RLock()
 
 
 def _import_sdk():
@@ -22,12 +35,31 @@ def _import_sdk():
 
 class FeetechMotorsBus(MotorsBus):
     protocol = "feetech"
+    protocol_end = 0
+    """scservo_sdk's byte order of 2-byte values: 0 little-endian (STS/SMS), 1 big-endian (SCS)."""
+
+    def __init__(self, port: str, motors: dict, *args, **kwargs):
+        super().__init__(port, motors, *args, **kwargs)
+        order = "big" if self.protocol_end else "little"
+        for name, spec in self.specs.items():
+            if spec.byte_order != order:
+                expected = "FeetechSCSMotorsBus" if spec.byte_order == "big" else "FeetechMotorsBus"
+                raise ValueError(
+                    f"{type(self).__name__} on {port}: motor {name!r} is a {spec.model} "
+                    f"({spec.byte_order}-endian registers); it needs a {expected}"
+                )
 
     def _sdk(self) -> Any:
         return _import_sdk()
 
     def _new_packet_handler(self) -> Any:
-        return self._sdk().PacketHandler(0)  # 0: little-endian words (STS series)
+        return self._sdk().PacketHandler(self.protocol_end)
+
+    def _transact(self, what, fn, num_retry):
+        set_end = importlib.import_module("scservo_sdk.scservo_def").SCS_SETEND
+        with _BYTE_ORDER_LOCK:
+            set_end(self.protocol_end)
+            return super()._transact(what, fn, num_retry)
 
     def _homing_offset_for(self, present_with_zero_offset: int, resolution: int) -> int:
         # Feetech: Present_Position = Actual - Homing_Offset
@@ -72,3 +104,50 @@ class FeetechMotorsBus(MotorsBus):
             del buf[:used]
             ids.add(packet.motor_id)
         return ids, corrupted
+
+
+class FeetechSCSMotorsBus(FeetechMotorsBus):
+    """SCS-series servos (SCS0009): big-endian words and no Homing_Offset register.
+
+    A calibration is a range of motion per motor (homing offset 0): the position limits are written
+    to the motors, offsets cannot be.
+    """
+
+    protocol_end = 1
+
+    def read_calibration(self) -> dict[str, MotorCalibration]:
+        mins = self.sync_read("Min_Position_Limit", normalize=False)
+        maxs = self.sync_read("Max_Position_Limit", normalize=False)
+        return {
+            name: MotorCalibration(
+                id=m.id,
+                drive_mode=self.calibration[name].drive_mode if name in self.calibration else 0,
+                homing_offset=0,
+                range_min=int(mins[name]),
+                range_max=int(maxs[name]),
+            )
+            for name, m in self.motors.items()
+        }
+
+    def write_calibration(self, calibration: dict[str, MotorCalibration]) -> None:
+        for name, cal in calibration.items():
+            if name not in self.motors:
+                raise KeyError(f"calibration names motor {name!r}, the bus has {list(self.motors)}")
+            if cal.homing_offset != 0:
+                raise ValueError(
+                    f"calibration of {name!r}: homing_offset={cal.homing_offset}, but "
+                    f"{self.motors[name].model} servos have no homing register; expected 0"
+                )
+            self.write("Min_Position_Limit", name, cal.range_min, normalize=False)
+            self.write("Max_Position_Limit", name, cal.range_max, normalize=False)
+        self.calibration = dict(calibration)
+
+    def reset_calibration(self, motors=None) -> None:
+        for name in motors or self.motors:
+            self.write("Min_Position_Limit", name, 0, normalize=False)
+            self.write("Max_Position_Limit", name, self.specs[name].resolution - 1, normalize=False)
+
+    def set_half_turn_homings(self, motors=None) -> dict[str, int]:
+        raise NotImplementedError(
+            f"{type(self).__name__}: SCS servos have no homing register; calibrate ranges of motion only"
+        )

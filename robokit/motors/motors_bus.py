@@ -361,7 +361,7 @@ class MotorsBus(abc.ABC):
             _, motor_id = self._motor(name)
             raw = self._unnormalize_one(name, register, value) if normalize else int(value)
             data = encode_value(self.protocol, register, raw, size)
-            group.addParam(motor_id, list(data.to_bytes(size, "little")))
+            group.addParam(motor_id, list(data.to_bytes(size, self.specs[name].byte_order)))
         self._transact(
             f"sync write of {register} to motors {list(values)}",
             lambda: (None, group.txPacket(), 0),

@@ -62,6 +62,51 @@ FEETECH_STS_TABLE: dict[str, tuple[int, int]] = {
     "Present_Current": (69, 2),
     "Maximum_Acceleration": (85, 2),
 }
+# -- Feetech SCS series (SCS0009: the Hope-JR hand's finger servos), Feetech's "protocol 1" ----------
+# Same packet frame as the STS series, but 2-byte registers travel big-endian, the encoder has 1024
+# steps, and there is no Homing_Offset or Operating_Mode register (addresses: Feetech's SCSCL manual).
+FEETECH_SCS_TABLE: dict[str, tuple[int, int]] = {
+    # EPROM
+    "Firmware_Major_Version": (0, 1),
+    "Firmware_Minor_Version": (1, 1),
+    "Model_Number": (3, 2),
+    "ID": (5, 1),
+    "Baud_Rate": (6, 1),
+    "Return_Delay_Time": (7, 1),
+    "Response_Status_Level": (8, 1),
+    "Min_Position_Limit": (9, 2),
+    "Max_Position_Limit": (11, 2),
+    "Max_Temperature_Limit": (13, 1),
+    "Max_Voltage_Limit": (14, 1),
+    "Min_Voltage_Limit": (15, 1),
+    "Max_Torque_Limit": (16, 2),
+    "Phase": (18, 1),
+    "Unloading_Condition": (19, 1),
+    "LED_Alarm_Condition": (20, 1),
+    "P_Coefficient": (21, 1),
+    "D_Coefficient": (22, 1),
+    "I_Coefficient": (23, 1),
+    "Minimum_Startup_Force": (24, 2),
+    "CW_Dead_Zone": (26, 1),
+    "CCW_Dead_Zone": (27, 1),
+    "Protective_Torque": (37, 1),
+    "Protection_Time": (38, 1),
+    # SRAM
+    "Torque_Enable": (40, 1),
+    "Acceleration": (41, 1),
+    "Goal_Position": (42, 2),
+    "Running_Time": (44, 2),
+    "Goal_Velocity": (46, 2),
+    "Lock": (48, 1),
+    "Present_Position": (56, 2),
+    "Present_Velocity": (58, 2),
+    "Present_Load": (60, 2),
+    "Present_Voltage": (62, 1),
+    "Present_Temperature": (63, 1),
+    "Status": (65, 1),
+    "Moving": (66, 1),
+}
+
 FEETECH_SIGN_BITS = {"Homing_Offset": 11, "Goal_Velocity": 15, "Present_Velocity": 15}
 FEETECH_BAUDRATES = {
     1_000_000: 0,
@@ -161,12 +206,15 @@ class ModelSpec:
     resolution: int = 4096
     """Encoder steps per turn."""
     firmware: tuple[int, int] = (3, 10)
+    byte_order: str = "little"
+    """Order of the bytes of multi-byte registers on the wire ("big" for Feetech's SCS series)."""
 
 
 MODELS: dict[str, ModelSpec] = {
     "sts3215": ModelSpec("sts3215", "feetech", 777, FEETECH_STS_TABLE),
     "sts3250": ModelSpec("sts3250", "feetech", 2825, FEETECH_STS_TABLE),
     "sm8512bl": ModelSpec("sm8512bl", "feetech", 11272, FEETECH_STS_TABLE),
+    "scs0009": ModelSpec("scs0009", "feetech", 1284, FEETECH_SCS_TABLE, resolution=1024, byte_order="big"),
     "xl330-m077": ModelSpec("xl330-m077", "dynamixel", 1190, DYNAMIXEL_X_TABLE, firmware=(46, 0)),
     "xl330-m288": ModelSpec("xl330-m288", "dynamixel", 1200, DYNAMIXEL_X_TABLE, firmware=(46, 0)),
     "xl430-w250": ModelSpec("xl430-w250", "dynamixel", 1060, DYNAMIXEL_X_TABLE, firmware=(46, 0)),

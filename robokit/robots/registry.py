@@ -16,6 +16,7 @@ ROBOTS: dict[str, str] = {
     "lekiwi": "robokit.robots.lekiwi:LeKiwi",
     "lekiwi_client": "robokit.robots.lekiwi_remote:LeKiwiClient",
     "hope_jr_arm": "robokit.robots.hope_jr:HopeJrArm",
+    "hope_jr_hand": "robokit.robots.hope_jr:HopeJrHand",
     "stretch3": "robokit.robots.stretch:Stretch3",
     "reachy2": "robokit.robots.reachy2:Reachy2",
     "sim": "robokit.envs.sim_robot:SimRobot",  # a simulated env behind the Robot API (robokit.envs)
@@ -31,6 +32,7 @@ TELEOPERATORS: dict[str, str] = {
     "lekiwi_leader": "robokit.teleoperators.lekiwi_leader:LeKiwiLeader",
     "keyboard": "robokit.teleoperators.keyboard:KeyboardTeleop",
     "gamepad": "robokit.teleoperators.keyboard:GamepadTeleop",
+    "homunculus_glove": "robokit.teleoperators.homunculus_glove:HomunculusGlove",
 }
 # virtual-arm name -> the device type whose servo layout is emulated
 VIRTUAL_ARMS: dict[str, str] = {
@@ -49,6 +51,8 @@ VIRTUAL_ARMS: dict[str, str] = {
     "aloha_leader": "aloha_leader",
     "lekiwi": "lekiwi",
     "hope_jr_arm": "hope_jr_arm",
+    "hope_jr_hand": "hope_jr_hand",
+    "homunculus_glove": "homunculus_glove",  # a sensor stream, not servos (robokit.robots.virtual_glove)
 }
 
 

@@ -20,7 +20,20 @@ from robokit.robots.registry import virtual_arm_class
 from robokit.robots.robot import DEFAULT_CALIBRATION_DIR, Robot
 
 CAL_RANGE = (1024, 3072)
-"""Range of motion written for virtual joints: a quarter turn either side of the middle."""
+"""Range of motion written for virtual joints: a quarter turn either side of the middle (4096-step
+encoders; other resolutions get the same quarter turns)."""
+
+
+def virtual_device(name: str, **kwargs):
+    """A `VirtualArm`, or the device's own virtual twin when it is not a servo chain (the glove)."""
+    cls = virtual_arm_class(name)
+    twin = getattr(cls, "virtual_device", None)
+    if twin is None:
+        return VirtualArm(cls, **kwargs)
+    import importlib
+
+    module, attr = twin.split(":")
+    return getattr(importlib.import_module(module), attr)(**kwargs)
 
 
 class VirtualArm:
@@ -69,7 +82,8 @@ class VirtualArm:
         calibration = {}
         for motor, (motor_id, _) in cls.layout.items():
             servo = self.emulator.servo(motor_id)
-            lo, hi = (0, servo.spec.resolution - 1) if motor in cls.full_turn_motors else CAL_RANGE
+            res = servo.spec.resolution
+            lo, hi = (0, res - 1) if motor in cls.full_turn_motors else (res // 4, 3 * res // 4)
             servo._set("Min_Position_Limit", lo)
             servo._set("Max_Position_Limit", hi)
             drive_mode = int(motor in getattr(cls, "mirrored_motors", ()))
@@ -83,7 +97,8 @@ class VirtualArm:
             t = time.monotonic() - t0
             for k, servo in enumerate(self.emulator.servos):
                 if servo.get("Torque_Enable") == 0:
-                    servo.set_position(2048 + 600 * math.sin(0.5 * t + k))
+                    res = servo.spec.resolution
+                    servo.set_position(res / 2 + res * 600 / 4096 * math.sin(0.5 * t + k))
 
     @property
     def ports(self) -> dict[str, str]:
