@@ -8,7 +8,7 @@ command's start-up import only what that command needs. Add a command with one l
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line summary shown by `robokit --help`)
-    "demo": ("robokit.commands.demo:main", "Run the embedded default job: record, inspect and load a synthetic dataset."),
+    "demo": ("robokit.commands.demo:main", "The embedded default job: expert demos in sim -> train -> eval -> report (`demo dataset`: the dataset tour)."),
     "dataset": ("robokit.commands.dataset:main", "Dataset tools: info, check, convert, merge, split, delete-episodes, recompute-stats, cache."),
     "virtual-arm": ("robokit.commands.hardware:virtual_arm", "Serve emulated servo arms (so101, koch, ...) on pseudo-terminals; prints the ports."),
     "find-port": ("robokit.commands.hardware:find_port", "Find the serial port of a servo bus adapter."),

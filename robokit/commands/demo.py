@@ -1,4 +1,9 @@
-"""`robokit demo`: the embedded default job — record a synthetic dataset, inspect it, load it for training."""
+"""`robokit demo`: the embedded default job.
+
+    robokit demo [OPTIONS]           the whole learning loop: expert demos in simulation -> train a policy
+                                     for a few minutes -> evaluate -> report (robokit.training.quickstart)
+    robokit demo dataset [OPTIONS]   record a synthetic dataset, check it and load it for training
+"""
 
 from __future__ import annotations
 
@@ -94,7 +99,15 @@ def run(cfg: DemoConfig) -> dict:
 def main(argv: list[str]) -> int:
     from robokit.cli import parse
 
-    cfg = parse(DemoConfig, argv, prog="robokit demo", description=__doc__)
-    run(cfg)
-    print("demo: done")
+    if argv and argv[0] == "dataset":
+        cfg = parse(DemoConfig, argv[1:], prog="robokit demo dataset",
+                    description="Record a synthetic dataset (2 cameras, AV1), check its layout and load it for training.")
+        run(cfg)
+        print("demo dataset: done")
+        return 0
+    from robokit.training.quickstart import QuickstartConfig, run_quickstart
+
+    qcfg = parse(QuickstartConfig, argv, prog="robokit demo", description=__doc__)
+    figures = run_quickstart(qcfg)
+    print(f"demo: done; report in {qcfg.out / 'report.md'} (success {figures['eval']['pc_success']:.0f}%)")
     return 0

@@ -54,6 +54,9 @@ class TrainConfig:
     """Write metrics every N steps."""
     resume: bool = False
     """Continue the run in output_dir from its last checkpoint."""
+    time_budget_min: float | None = None
+    """Stop after this many minutes of training: the last step is checkpointed (and evaluated) as the final one.
+    The schedule still spans `steps`; a budget-stopped run is not bit-exact when resumed."""
     env: str | None = None
     """Evaluate in this simulated env every eval_every steps (robokit.envs)."""
     eval_every: int = 0
@@ -72,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"scheduler={self.scheduler!r}; expected 'constant' or 'cosine'")
         if self.amp not in ("no", "bf16", "fp16"):
             raise ValueError(f"amp={self.amp!r}; expected 'no', 'bf16' or 'fp16'")
+        if self.time_budget_min is not None and not self.time_budget_min > 0:
+            raise ValueError(f"time_budget_min={self.time_budget_min}; expected > 0 minutes (or None)")
         for name in ("steps", "batch_size", "grad_accum_steps", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected >= 1")

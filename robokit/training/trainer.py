@@ -233,6 +233,8 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, desc="train", dynamic_ncols=True)
     window_start, window_samples = time.perf_counter(), 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    final = cfg.steps  # the step treated as the last one (checkpoint, evaluation, plot)
+    deadline = time.monotonic() + 60 * cfg.time_budget_min if cfg.time_budget_min else None
     while step < end:
         optimizer.zero_grad(set_to_none=True)
         total_loss, logs = 0.0, {}
@@ -265,10 +267,13 @@ def train(
             bar.set_postfix(loss=f"{total_loss:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.1f}")
             window_start, window_samples = time.perf_counter(), 0
         bar.update(1)
+        if deadline is not None and step < end and _out_of_time(deadline, world, device):
+            logger.info("time budget of %.1f min reached at step %d of %d: stopping", cfg.time_budget_min, step, cfg.steps)
+            end = final = step
         if eval_fn is not None and cfg.eval_every and step % cfg.eval_every == 0 and main:
             evals.append(_evaluate(eval_fn, policy, ema, step, log))
             last_eval_step = step
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        if step % cfg.save_every == 0 or step == final:
             if main:
                 sampler_state = {"sampler": {"seed": cfg.seed, "consumed_per_rank": step * cfg.grad_accum_steps * micro,
                                              "world_size": world}}
@@ -276,16 +281,26 @@ def train(
             if world > 1:
                 torch.distributed.barrier()
     bar.close()
-    if eval_fn is not None and main and step == cfg.steps and last_eval_step != step:
+    if eval_fn is not None and main and step == final and last_eval_step != step:
         evals.append(_evaluate(eval_fn, policy, ema, step, log))
     log.close()
-    if main and cfg.plot and step == cfg.steps:
+    if main and cfg.plot and step == final:
         from robokit.training.plot import plot_loss_curve
 
         plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
     if main:
         logger.info("trained %d steps; final loss %.4f; outputs in %s", step, losses[-1] if losses else float("nan"), output_dir)
     return TrainResult(str(output_dir), step, losses[-1] if losses else float("nan"), losses, evals)
+
+
+def _out_of_time(deadline: float, world: int, device: torch.device) -> bool:
+    """Whether the time budget is spent; with several processes, rank 0's clock decides for all."""
+    late = time.monotonic() >= deadline
+    if world > 1:
+        flag = torch.tensor([float(late)], device=device)
+        torch.distributed.broadcast(flag, src=0)
+        late = bool(flag.item())
+    return late
 
 
 def _evaluate(eval_fn: EvalFn, policy: Policy, ema: EMA | None, step: int, log: MetricsLog) -> dict:

@@ -95,3 +95,17 @@ def test_ddp_two_cpu_processes(tiny_dataset, tmp_path):
     assert [r["step"] for r in records] == [1, 2, 3, 4]  # one writer (rank 0)
     assert (out / "checkpoints" / "last").read_text().strip() == "000004"
     Policy.from_pretrained(out / "checkpoints" / "000004" / "pretrained_model")
+
+
+def test_time_budget_stops_and_checkpoints_the_last_step(tiny_dataset, tmp_path):
+    calls = []
+    result = train(cfg(tiny_dataset, tmp_path / "run", steps=100_000, save_every=50_000, plot=True,
+                       time_budget_min=0.1 / 60),  # 0.1 s
+                   eval_fn=lambda policy, step: calls.append(step) or {"success_rate": 0.0})
+    assert 1 <= result.steps < 100_000
+    out = tmp_path / "run"
+    assert (out / "checkpoints" / "last").read_text().strip() == f"{result.steps:06d}"
+    assert calls == [result.steps]  # the budget-stopped step is evaluated as the final one
+    assert (out / "loss_curve.png").exists()
+    with pytest.raises(ValueError, match="time_budget_min"):
+        cfg(tiny_dataset, out, time_budget_min=0)
