@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RobotArgs:
     type: str = "so101_follower"
-    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower, bi_so101_follower, aloha, lekiwi, lekiwi_client."""
+    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower, bi_so101_follower, aloha, lekiwi, lekiwi_client, hope_jr_arm, hope_jr_hand, sim."""
     port: str = ""
     """Servo bus port (`robokit find-port`; `robokit virtual-arm` prints one)."""
     id: str = "default"
@@ -46,6 +46,8 @@ class RobotArgs:
     """lekiwi_client: address of the robot running `robokit lekiwi-host`."""
     env: str = "aloha_transfer_cube"
     """sim: the simulated env behind the robot (see robokit.envs)."""
+    side: str = "right"
+    """hope_jr_hand: which hand, right or left."""
 
     def build(self):
         from robokit.cameras import parse_camera_specs
@@ -60,7 +62,7 @@ class RobotArgs:
 @dataclass
 class TeleopArgs:
     type: str = "so101_leader"
-    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader, bi_so101_leader, aloha_leader, lekiwi_leader, keyboard, gamepad."""
+    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader, bi_so101_leader, aloha_leader, lekiwi_leader, homunculus_glove, keyboard (with an arm robot: end-effector control), gamepad."""
     port: str = ""
     """Servo bus port of the leader arm."""
     id: str = "default"
@@ -73,13 +75,32 @@ class TeleopArgs:
     """Bimanual leaders: port of the left arm."""
     right_port: str = ""
     """Bimanual leaders: port of the right arm."""
+    side: str = "right"
+    """homunculus_glove: the hand wearing it, right or left."""
+    mode: str | None = None
+    """keyboard: 'ee' (end-effector deltas -> joint targets by inverse kinematics, SO-100/101) or 'base' (LeKiwi); default: 'base' for a robot with a base, else 'ee'."""
+    ee_speed: float = 0.05
+    """keyboard 'ee' mode: end-effector speed in m/s while a direction key is held."""
 
     def build(self):
         from robokit.robots.registry import teleoperator_class
 
         cls = teleoperator_class(self.type)
         names = {f.name for f in dataclasses.fields(cls.config_class)}
-        return cls(cls.config_class(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}))
+        values = {k: v for k, v in dataclasses.asdict(self).items() if k in names}
+        if values.get("mode", "") is None:  # the device's default
+            del values["mode"]
+        return cls(cls.config_class(**values))
+
+    def build_for(self, robot, fps: float):
+        """The teleoperator for `robot`: a keyboard drives an arm in end-effector space (inverse kinematics)."""
+        args = self
+        if self.type == "keyboard" and self.mode is None:
+            has_base = any(k.endswith(".vel") for k in robot.action_features)
+            args = dataclasses.replace(self, mode="base" if has_base else "ee")
+        from robokit.teleoperators.end_effector import for_robot
+
+        return for_robot(args.build(), robot, step_m=args.ee_speed / fps)
 
 
 def _terminate_as_interrupt() -> None:
@@ -95,7 +116,7 @@ def _terminate_as_interrupt() -> None:
 @dataclass
 class VirtualArmConfig:
     arms: tuple[str, ...] = ("so101",)
-    """Arms to emulate: so101, so101_leader, so100(_leader), moss, koch(_leader), bi_so101(_leader), aloha(_leader), viperx, widowx."""
+    """Arms to emulate: so101, so101_leader, so100(_leader), moss, koch(_leader), bi_so101(_leader), aloha(_leader), viperx, widowx, lekiwi, hope_jr_arm, hope_jr_hand, homunculus_glove."""
     id: str | None = None
     """Also write a matching calibration file for this robot id, so the arms need no calibration."""
     calibration_dir: str | None = None
@@ -116,7 +137,7 @@ class VirtualArmConfig:
 
 def virtual_arm(argv: list[str]) -> int:
     from robokit.motors.emulator import FaultConfig
-    from robokit.robots.virtual import VirtualArm
+    from robokit.robots.virtual import virtual_device
 
     # `robokit virtual-arm so101 koch` reads better than `--arms so101 koch`
     positional = []
@@ -134,11 +155,11 @@ def virtual_arm(argv: list[str]) -> int:
     arms = []
     try:
         for name in cfg.arms:
-            arm = VirtualArm(
+            arm = virtual_device(
                 name,
                 calibration_id=cfg.id,
                 calibration_dir=cfg.calibration_dir,
-                animate=cfg.animate and "leader" in name,
+                animate=cfg.animate and ("leader" in name or name == "homunculus_glove"),
                 baudrate=cfg.baudrate,
                 faults=FaultConfig(
                     silent_ids=set(cfg.silent_ids),
@@ -260,13 +281,15 @@ class DeviceConfig:
     """The device's name: selects its calibration file."""
     calibration_dir: str | None = None
     """Calibration folder (default ~/.cache/robokit/calibration)."""
+    side: str = "right"
+    """hope_jr_hand / homunculus_glove: which hand, right or left (sets reversed servos / sensors)."""
 
 
 def _build_device(cfg: DeviceConfig):
     from robokit.robots.registry import ROBOTS, TELEOPERATORS
 
     if cfg.type in TELEOPERATORS:
-        return TeleopArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir).build()
+        return TeleopArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir, side=cfg.side).build()
     if cfg.type not in ROBOTS:
         from robokit.cli import suggest
 
@@ -274,7 +297,9 @@ def _build_device(cfg: DeviceConfig):
             f"unknown device type {cfg.type!r}; known: {sorted({**ROBOTS, **TELEOPERATORS})}."
             f"{suggest(cfg.type, [*ROBOTS, *TELEOPERATORS])}"
         )
-    return RobotArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir).build()
+    return dataclasses.replace(
+        RobotArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir), side=cfg.side
+    ).build()
 
 
 def calibrate(argv: list[str]) -> int:
@@ -336,10 +361,15 @@ def teleoperate(argv: list[str]) -> int:
     from robokit.control.timing import LoopTimer
 
     cfg = parse(
-        TeleoperateConfig, argv, prog="robokit teleoperate", description="Drive a robot from a leader arm."
+        TeleoperateConfig,
+        argv,
+        prog="robokit teleoperate",
+        description="Drive a robot from a leader arm, a glove, a gamepad or the keyboard "
+        "(keyboard + arm: arrows move the gripper in x/y, shift/ctrl in z, o/c open/close it).",
     )
     _terminate_as_interrupt()
-    robot, teleop = cfg.robot.build(), cfg.teleop.build()
+    robot = cfg.robot.build()
+    teleop = cfg.teleop.build_for(robot, cfg.fps)
     timer = LoopTimer(cfg.fps)
     try:
         with robot, teleop:
@@ -392,7 +422,7 @@ def record(argv: list[str]) -> int:
     )
     _terminate_as_interrupt()
     robot = cfg.robot.build()
-    teleop = None if (cfg.no_teleop or cfg.policy_path) else cfg.teleop.build()
+    teleop = None if (cfg.no_teleop or cfg.policy_path) else cfg.teleop.build_for(robot, cfg.fps)
     events = rec.RecordEvents()
     policy = None
     dataset = None

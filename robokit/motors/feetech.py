@@ -53,7 +53,8 @@ class FeetechMotorsBus(MotorsBus):
         return _import_sdk()
 
     def _new_packet_handler(self) -> Any:
-        return self._sdk().PacketHandler(self.protocol_end)
+        with _BYTE_ORDER_LOCK:  # PacketHandler(end) sets the global: not while another bus transacts
+            return self._sdk().PacketHandler(self.protocol_end)
 
     def _transact(self, what, fn, num_retry):
         set_end = importlib.import_module("scservo_sdk.scservo_def").SCS_SETEND

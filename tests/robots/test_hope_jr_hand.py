@@ -7,15 +7,15 @@ import pytest
 pytest.importorskip("scservo_sdk")
 pytest.importorskip("serial")
 
-from robokit.motors import protocol as P  # noqa: E402
-from robokit.motors.calibration import load_calibration  # noqa: E402
-from robokit.motors.emulator import ServoChainEmulator  # noqa: E402
-from robokit.motors.feetech import FeetechMotorsBus, FeetechSCSMotorsBus  # noqa: E402
-from robokit.motors.motors_bus import Motor  # noqa: E402
-from robokit.robots.hope_jr import HAND_REVERSED_MOTORS, HOPE_JR_HAND_LAYOUT  # noqa: E402
-from robokit.robots.registry import make_robot, make_teleoperator  # noqa: E402
-from robokit.robots.virtual import VirtualArm, virtual_device  # noqa: E402
-from robokit.teleoperators.homunculus_glove import GLOVE_JOINTS, glove_to_hand  # noqa: E402
+from robokit.motors import protocol as P
+from robokit.motors.calibration import load_calibration
+from robokit.motors.emulator import ServoChainEmulator
+from robokit.motors.feetech import FeetechMotorsBus, FeetechSCSMotorsBus
+from robokit.motors.motors_bus import Motor
+from robokit.robots.hope_jr import HAND_REVERSED_MOTORS, HOPE_JR_HAND_LAYOUT
+from robokit.robots.registry import make_robot, make_teleoperator
+from robokit.robots.virtual import VirtualArm, virtual_device
+from robokit.teleoperators.homunculus_glove import GLOVE_JOINTS, glove_to_hand
 
 
 def wait_for(predicate, timeout=2.0):
@@ -69,7 +69,9 @@ def test_hand_follows_glove(tmp_path):
             assert [s.get("Torque_Enable") for s in em.servos] == [1] * 16
             obs = hand.get_observation()
             assert set(obs) == set(hand.observation_features)
-            assert obs["index_pip_dip.pos"] == pytest.approx(50.0, abs=0.3)  # rests mid-range (512 of 256..768)
+            assert obs["index_pip_dip.pos"] == pytest.approx(
+                50.0, abs=0.3
+            )  # rests mid-range (512 of 256..768)
 
             # a hand in the glove: index fully bent and spread toward the thumb
             glove_dev.set("index_mcp_flexion", 3072)
@@ -104,17 +106,23 @@ def test_hand_interactive_calibration(tmp_path):
             for pos in (100, 900, 500):
                 for motor_id in ids:
                     em.servo(motor_id).set_position(pos)
-                time.sleep(0.08)
+                seen = em.packets_received  # hold the pose until the calibration has read it
+                assert wait_for(lambda n=seen: em.packets_received >= n + 2, timeout=5.0)
             return ""
 
-        hand = make_robot("hope_jr_hand", port=arm.port, id="left", side="left", calibration_dir=str(tmp_path))
+        hand = make_robot(
+            "hope_jr_hand", port=arm.port, id="left", side="left", calibration_dir=str(tmp_path)
+        )
         hand.input_fn = fake_user
         with hand:  # no calibration file: connect() runs the finger-by-finger calibration
             assert len(prompts) == 5 and "thumb" in prompts[0] and "pinky" in prompts[-1]
             cal = load_calibration(hand.calibration_fpath)
             assert {(c.range_min, c.range_max, c.homing_offset) for c in cal.values()} == {(100, 900, 0)}
             assert {m for m, c in cal.items() if c.drive_mode} == set(HAND_REVERSED_MOTORS["left"])
-            assert em.servo(16).get("Min_Position_Limit") == 100 and em.servo(16).get("Max_Position_Limit") == 900
+            assert (
+                em.servo(16).get("Min_Position_Limit") == 100
+                and em.servo(16).get("Max_Position_Limit") == 900
+            )
             # thumb_cmc is reversed on a left hand: 25 -> 75% of 100..900 = 700 raw
             hand.send_action({"thumb_cmc.pos": 25.0, "thumb_pip.pos": 25.0})
             assert wait_for(lambda: em.servo(1).get("Goal_Position") == 700)
@@ -123,13 +131,15 @@ def test_hand_interactive_calibration(tmp_path):
 
 def test_glove_calibration_and_bad_lines(tmp_path):
     with virtual_device("homunculus_glove") as dev:
+
         def fake_user(prompt):  # move the prompted finger's joints through 1500..2500
             finger = prompt.removeprefix("Move your ").split(" ")[0]
             for raw in (1500, 2500, 2000):
                 for joint in GLOVE_JOINTS:
                     if joint.startswith(finger + "_"):
                         dev.set(joint, raw)
-                time.sleep(0.05)
+                seen = glove.samples_received  # hold the pose until the glove has streamed it
+                assert wait_for(lambda n=seen: glove.samples_received >= n + 2, timeout=5.0)
             return ""
 
         glove = make_teleoperator(
