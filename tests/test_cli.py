@@ -39,7 +39,7 @@ def test_every_command_has_help(name, capsys):
 
 def test_mistyped_option_gets_a_suggestion(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--episode", "2"])
+        main(["demo", "dataset", "--episode", "2"])
     assert exit_info.value.code != 0
     captured = capsys.readouterr()
     assert "--episodes" in captured.out + captured.err
