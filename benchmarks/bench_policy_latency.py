@@ -1,25 +1,36 @@
-"""Policy speed: predict_action_chunk latency and training seconds per step, fp32 and bf16.
+"""Policy speed: predict_action_chunk latency and training seconds per step, fp32 and bf16, CPU or CUDA.
 
-    .venv/bin/python benchmarks/bench_policy_latency.py                 # every case, 2 threads
+    .venv/bin/python benchmarks/bench_policy_latency.py                  # every case, 2 threads, fp32
     .venv/bin/python benchmarks/bench_policy_latency.py --cases act1 --repeats 20 --bf16
+    .venv/bin/python benchmarks/bench_policy_latency.py --device cuda
 
 Cases (default configs, random init, random inputs):
   act1 / act2      ACT, 1 or 2 cameras 480x640 + 14-dim state, one chunk
   diff10 / diff100 Diffusion Policy, one 96x96 camera + 2-dim state, 10 / 100 inference steps
   act1_train / diff_train   one training step (forward + backward + AdamW) at batch 8
-Prints median and p90 (ms or s) after warm-up, peak RSS growth, and for ACT the FLOPs per chunk
-(counted with torch.utils.flop_counter) over the latency.
+
+The header describes the machine: torch's CPU capability (AVX2 / AVX512 / AMX...), the thread
+count, and a large fp32 and bf16 matmul's GFLOP/s (the compute ceiling the cases are compared to).
+Each case runs in its own process (so its peak memory is its own) and prints the median and p90
+after warm-up, the FLOPs (torch.utils.flop_counter) with the achieved GFLOP/s and its share of the
+matmul probe, and the peak memory (RSS on CPU, max allocated on CUDA).
+--bf16: inference with bf16 weights (`policy.to(torch.bfloat16)`; normalization and returned
+actions stay fp32; the max abs difference to fp32, in normalized action units, is printed), and
+training under bf16 autocast.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from robokit.policies import Policy, make_config
 
@@ -39,103 +50,164 @@ def stats(feats: dict) -> dict:
     return out
 
 
-def observation(feats: dict, batch: int, steps: int | None = None) -> dict:
+def observation(feats: dict, batch: int, steps: int | None = None, device: str = "cpu") -> dict:
     obs = {}
     for k, v in feats.items():
         if k == "action":
             continue
         shape = (v["shape"][2], v["shape"][0], v["shape"][1]) if v["dtype"] == "video" else tuple(v["shape"])
         lead = (batch,) if steps is None else (batch, steps)
-        obs[k] = torch.rand(lead + shape)
+        obs[k] = torch.rand(lead + shape, device=device)
     return obs
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
-def timed(fn, repeats: int, warmup: int) -> list[float]:
+def timed(fn, repeats: int, warmup: int, device: str) -> list[float]:
     for _ in range(warmup):
         fn()
+    sync(device)
     out = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        sync(device)
         out.append(time.perf_counter() - t)
     return out
 
 
-def report(name: str, times: list[float], rss_before: float, extra: str = "") -> None:
+def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 1.0) -> float:
+    """Best GFLOP/s of square matmuls (n = 256 up to 2048, larger while one product takes < 50 ms)."""
+    best, n = 0.0, 256
+    while True:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        a @ b  # warm-up
+        times = timed(lambda: a @ b, 3, 0, device)
+        best = max(best, 2 * n**3 / min(times) / 1e9)
+        if n >= 2048 or min(times) > 0.05 or sum(times) > budget_s:
+            return best
+        n *= 2
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_flops(fn) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:  # autograd stays on: FlopCounterMode does not see inside inference_mode
+        fn()
+    return counter.get_total_flops()
+
+
+def report(args, name: str, times: list[float], flops: int | None, extra: str = "") -> None:
     med = statistics.median(times)
     p90 = sorted(times)[max(0, int(round(0.9 * len(times))) - 1)]
-    print(f"{name:28s} median {med * 1e3:9.1f} ms   p90 {p90 * 1e3:9.1f} ms   peak RSS +{peak_rss_mb() - rss_before:7.0f} MB {extra}",
-          flush=True)
+    unit, scale = ("s", 1.0) if med > 2 else ("ms", 1e3)
+    line = f"{name:34s} median {med * scale:8.{2 if unit == 's' else 1}f} {unit:2s} p90 {p90 * scale:8.{2 if unit == 's' else 1}f} {unit:2s}"
+    if flops:
+        gflops = flops / 1e9 / med
+        line += f"  {flops / 1e9:7.1f} GFLOP {gflops:6.0f} GFLOP/s ({gflops / args.peak:4.0%} of matmul)"
+    line += f"  peak {'alloc' if args.device.startswith('cuda') else 'RSS'} {peak_memory_mb(args.device):6.0f} MB{extra}"
+    print(line, flush=True)
+
+
+def optimizer(policy: Policy, args) -> torch.optim.Optimizer:
+    kind = {"forloop": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}[args.optimizer]
+    return torch.optim.AdamW(policy.optimizer_param_groups(), lr=1e-5, **kind)
+
+
+def train_step_fn(policy: Policy, batch: dict, opt: torch.optim.Optimizer, args):
+    def step():
+        with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16):
+            loss, _ = policy(batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def flops_only():
+        with torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16, enabled=args.bf16):
+            loss, _ = policy(batch)
+        loss.backward()
+        policy.zero_grad(set_to_none=True)
+
+    return step, flops_only
+
+
+def deviation(policy: Policy, fp32_actions: torch.Tensor, bf16_actions: torch.Tensor) -> str:
+    norm = policy.normalizer.normalize
+    diff = (norm("action", bf16_actions) - norm("action", fp32_actions.to(bf16_actions.device))).abs().max().item()
+    return f"  | max abs diff to fp32 {diff:.3g} (normalized actions)"
 
 
 def act_case(cams: int, args, train: bool) -> None:
     feats = features(cams, (480, 640), 14, 14)
-    policy = Policy.build(make_config("act"), feats, stats(feats))
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
+    policy = Policy.build(make_config("act"), feats, stats(feats)).to(args.device)
     tag = f"ACT {cams} cam{'s' if cams > 1 else ''}" + (" bf16" if args.bf16 else "")
-    rss = peak_rss_mb()
     if not train:
         policy.eval()
-        obs = observation(feats, 1)
-        from torch.utils.flop_counter import FlopCounterMode
-
-        counter = FlopCounterMode(display=False)
-        with ctx(), counter:  # FlopCounterMode needs autograd on: count the network itself
-            policy.model(policy.normalizer(obs), policy.image_features)
-        flops = counter.get_total_flops()
-        with torch.inference_mode(), ctx():
-            times = timed(lambda: policy.predict_action_chunk(obs), args.repeats, args.warmup)
-        gflops = flops / 1e9
-        report(tag + ", one chunk", times, rss, f"  {gflops:.1f} GFLOP -> {gflops / statistics.median(times):.0f} GFLOP/s")
+        obs = observation(feats, 1, device=args.device)
+        extra = ""
+        if args.bf16:
+            with torch.inference_mode():
+                want = policy.predict_action_chunk(obs)
+            policy.to(torch.bfloat16)
+            with torch.inference_mode():
+                extra = deviation(policy, want, policy.predict_action_chunk(obs))
+        flops = count_flops(lambda: policy.model(policy._to_network_dtype(policy.normalizer(obs)), policy.image_features))
+        with torch.inference_mode():
+            times = timed(lambda: policy.predict_action_chunk(obs), args.repeats, args.warmup, args.device)
+        report(args, tag + ", one chunk", times, flops, extra)
         return
     policy.train()
-    batch = observation(feats, 8)
-    batch["action"] = torch.randn(8, policy.config.chunk_size, 14)
-    batch["action_is_pad"] = torch.zeros(8, policy.config.chunk_size, dtype=torch.bool)
-    opt = torch.optim.AdamW(policy.optimizer_param_groups(), lr=1e-5)
-
-    def step():
-        with ctx():
-            loss, _ = policy(batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    report(tag + ", train step b=8", timed(step, max(3, args.repeats // 4), 1), rss)
+    batch = observation(feats, 8, device=args.device)
+    batch["action"] = torch.randn(8, policy.config.chunk_size, 14, device=args.device)
+    batch["action_is_pad"] = torch.zeros(8, policy.config.chunk_size, dtype=torch.bool, device=args.device)
+    step, flops_only = train_step_fn(policy, batch, optimizer(policy, args), args)
+    report(args, tag + f", train step b=8 ({args.optimizer})", timed(step, max(3, args.repeats // 4), 1, args.device),
+           count_flops(flops_only))
 
 
 def diffusion_case(steps: int | None, args, train: bool) -> None:
     feats = features(1, (96, 96), 2, 2)
-    policy = Policy.build(make_config("diffusion", num_inference_steps=steps or 100), feats, stats(feats))
+    policy = Policy.build(make_config("diffusion", num_inference_steps=steps or 100), feats, stats(feats)).to(args.device)
     n_params = sum(p.numel() for p in policy.parameters()) / 1e6
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 else contextlib.nullcontext
-    tag = "Diffusion" + (" bf16" if args.bf16 else "")
-    rss = peak_rss_mb()
+    tag = f"Diffusion ({n_params:.0f}M)" + (" bf16" if args.bf16 else "")
     if not train:
         policy.eval()
-        obs = observation(feats, 1, steps=2)
-        with torch.inference_mode(), ctx():
-            times = timed(lambda: policy.predict_action_chunk(obs), max(3, args.repeats // (5 if steps == 100 else 1)),
-                          1 if steps == 100 else args.warmup)
-        report(f"{tag} ({n_params:.0f}M) {steps} steps", times, rss)
+        obs = observation(feats, 1, steps=2, device=args.device)
+        noise = torch.randn(1, policy.config.horizon, 2, device=args.device)
+        extra = ""
+        if args.bf16:
+            with torch.inference_mode():
+                want = policy.predict_action_chunk(obs, noise=noise, generator=torch.Generator(args.device).manual_seed(0))
+            policy.to(torch.bfloat16)
+            with torch.inference_mode():
+                got = policy.predict_action_chunk(obs, noise=noise, generator=torch.Generator(args.device).manual_seed(0))
+            extra = deviation(policy, want, got)
+        model = policy.model
+        normalized = policy._to_network_dtype(policy.normalizer(obs))
+        cond_flops = count_flops(lambda: model.global_condition(normalized, policy.image_features))
+        cond = model.global_condition(normalized, policy.image_features).detach()
+        t = torch.zeros(1, dtype=torch.long, device=args.device)
+        step_flops = count_flops(lambda: model.unet(noise.to(cond.dtype), t, cond))
+        repeats = max(3, args.repeats // (5 if steps == 100 else 1))
+        with torch.inference_mode():
+            times = timed(lambda: policy.predict_action_chunk(obs), repeats, 1 if steps == 100 else args.warmup, args.device)
+        report(args, f"{tag} {steps} steps", times, cond_flops + steps * step_flops, extra)
         return
     policy.train()
-    batch = observation(feats, 8, steps=2)
-    batch["action"] = torch.randn(8, 16, 2)
-    opt = torch.optim.AdamW(policy.optimizer_param_groups(), lr=1e-4)
-
-    def step():
-        with ctx():
-            loss, _ = policy(batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    report(f"{tag} train step b=8", timed(step, max(3, args.repeats // 4), 1), rss)
+    batch = observation(feats, 8, steps=2, device=args.device)
+    batch["action"] = torch.randn(8, 16, 2, device=args.device)
+    step, flops_only = train_step_fn(policy, batch, optimizer(policy, args), args)
+    report(args, f"{tag} train step b=8 ({args.optimizer})", timed(step, max(3, args.repeats // 4), 1, args.device),
+           count_flops(flops_only))
 
 
 CASES = {
@@ -154,13 +226,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (AMX on this CPU)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA timings synchronize)")
+    parser.add_argument("--bf16", action="store_true", help="bf16 weights for inference, bf16 autocast for training")
+    parser.add_argument("--optimizer", default="fused", choices=["fused", "foreach", "forloop"],
+                        help="AdamW implementation of the training cases (robokit train uses fused)")
+    parser.add_argument("--peak", type=float, default=None, help=argparse.SUPPRESS)  # matmul probe, set for children
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} threads, {'bf16 autocast' if args.bf16 else 'fp32'}")
+    if args.peak is not None:  # a child process: one case
+        CASES[args.cases[0]](args)
+        return
+    if args.device.startswith("cuda"):
+        machine = f"{torch.cuda.get_device_name(args.device)}, CUDA {torch.version.cuda}"
+    else:
+        machine = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    fp32 = matmul_gflops(torch.float32, args.device)
+    bf16 = matmul_gflops(torch.bfloat16, args.device)
+    print(f"torch {torch.__version__}, {machine}; matmul probe: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    print(f"mode: {'bf16 (weights for inference, autocast for training)' if args.bf16 else 'fp32'}; "
+          f"shares below are of the {'bf16' if args.bf16 else 'fp32'} probe", flush=True)
+    peak = bf16 if args.bf16 else fp32
     for name in args.cases:
-        CASES[name](args)
+        child = [a for a in sys.argv[1:] if a not in args.cases]
+        if "--cases" in child:
+            child.remove("--cases")
+        subprocess.run([sys.executable, __file__, *child, "--cases", name, "--peak", json.dumps(peak)], check=False)
 
 
 if __name__ == "__main__":

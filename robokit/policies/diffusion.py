@@ -317,16 +317,19 @@ class DiffusionModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Denoise a full trajectory (B, horizon, A) from `noise` (default: standard normal)."""
-        b = global_cond.shape[0]
+        b, net_dtype = global_cond.shape[0], global_cond.dtype
+        dtype = torch.promote_types(net_dtype, torch.float32)  # the sampler runs in float32 even for a bf16 U-Net
         shape = (b, self.cfg.horizon, self.unet.final_conv[1].out_channels)
         if noise is None:
-            noise = torch.randn(shape, generator=generator, device=global_cond.device, dtype=global_cond.dtype)
+            noise = torch.randn(shape, generator=generator, device=global_cond.device, dtype=dtype)
         elif tuple(noise.shape) != shape:
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (batch, horizon, action_dim) = {shape}")
-        noise = noise.to(global_cond.device, global_cond.dtype)
-        return self.scheduler.sample(
-            lambda x, t: self.unet(x, t, global_cond), noise, self.cfg.inference_steps, step_noise, generator
-        )
+        noise = noise.to(global_cond.device, dtype)
+
+        def denoise(x: Tensor, t: Tensor) -> Tensor:
+            return self.unet(x.to(net_dtype), t, global_cond).to(dtype)
+
+        return self.scheduler.sample(denoise, noise, self.cfg.inference_steps, step_noise, generator)
 
 
 @register_policy
@@ -396,10 +399,11 @@ class DiffusionPolicy(Policy):
         return self.normalizer.unnormalize("action", self._predict_chunk(self.normalizer(obs), noise, step_noise, generator))
 
     def _predict_chunk(self, obs: dict[str, Tensor], noise=None, step_noise=None, generator=None) -> Tensor:
+        """Normalized observation history -> normalized actions (B, n_action_steps, A), at least float32."""
         was_training = self.training
         self.eval()
         try:
-            global_cond = self.model.global_condition(obs, self.image_features)
+            global_cond = self.model.global_condition(self._to_network_dtype(obs), self.image_features)
             actions = self.model.generate_actions(global_cond, noise, step_noise, generator)  # (B, horizon, A)
         finally:
             self.train(was_training)

@@ -85,6 +85,32 @@ class Policy(nn.Module):
     def device(self) -> torch.device:
         return next(iter(self.parameters())).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The network's floating dtype (float32 by default; `policy.to(torch.bfloat16)` for bf16 inference)."""
+        return next(iter(self.parameters())).dtype
+
+    def to(self, *args, **kwargs) -> "Policy":
+        """`nn.Module.to`, except that a dtype applies to the network only: the normalizer keeps float32
+        stats, observations are normalized in float32 and cast to the network's dtype, and actions come
+        back float32. `policy.to(torch.bfloat16)` is the bf16 inference mode (train with autocast instead)."""
+        device, dtype, non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None and not dtype.is_floating_point:
+            raise TypeError(f"{type(self).__name__}.to: dtype {dtype} is not a floating point type")
+        if device is not None or memory_format is not None:
+            extra = {} if memory_format is None else {"memory_format": memory_format}
+            super().to(device, non_blocking=non_blocking, **extra)
+        if dtype is not None:
+            for child in self.children():
+                if child is not self.normalizer:
+                    child.to(dtype)
+        return self
+
+    def _to_network_dtype(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Floating tensors of a normalized batch in the network's dtype (a no-op in float32)."""
+        dtype = self.dtype
+        return {k: v.to(dtype) if isinstance(v, Tensor) and v.is_floating_point() else v for k, v in batch.items()}
+
     # ----------------------------------------------------------------- building
     @staticmethod
     def build(config: PolicyConfig, features: dict[str, dict], stats: dict[str, dict] | None = None) -> "Policy":
@@ -138,8 +164,8 @@ class Policy(nn.Module):
     @torch.no_grad()
     def predict_action_chunk(self, observation: dict[str, Any], **kwargs) -> Tensor:
         """Raw observation (B, ...) -> raw actions (B, n, action_dim)."""
-        obs = self.normalizer(self._check_observation(observation))
-        return self.normalizer.unnormalize("action", self._predict_chunk(obs, **kwargs))
+        obs = self._to_network_dtype(self.normalizer(self._check_observation(observation)))
+        return self.normalizer.unnormalize("action", _at_least_float32(self._predict_chunk(obs, **kwargs)))
 
     def _predict_chunk(self, obs: dict[str, Tensor], **kwargs) -> Tensor:
         raise NotImplementedError
@@ -229,6 +255,11 @@ class Policy(nn.Module):
                 f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
                 f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
             )
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    """bf16/fp16 network outputs become float32 (float64 stays)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def resolve_pretrained_dir(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
