@@ -26,11 +26,21 @@ class CameraConfig:
     rotation: int = 0
     """Rotate frames by 0, 90, 180 or 270 degrees clockwise (width/height are after rotation)."""
     use_depth: bool = False
-    """RealSense only: also read depth."""
+    """RealSense only: also read depth (aligned to the colour image)."""
+    reconnect_attempts: int = 5
+    """Times to reopen a lost device (waiting 0.1 s, doubling up to 2 s, between attempts) before
+    reads raise CameraLostError; 0 fails at once. OpenCV and RealSense."""
+    max_frame_age_s: float = 1.0
+    """async_read() raises TimeoutError rather than return a frame older than this (a stalled or
+    lost device); a control loop never acts on an old image unknowingly."""
 
     def __post_init__(self):
         if self.rotation not in (0, 90, 180, 270):
             raise ValueError(f"CameraConfig.rotation={self.rotation}, expected 0, 90, 180 or 270")
+        if self.reconnect_attempts < 0:
+            raise ValueError(f"CameraConfig.reconnect_attempts={self.reconnect_attempts}, expected >= 0")
+        if not self.max_frame_age_s > 0:
+            raise ValueError(f"CameraConfig.max_frame_age_s={self.max_frame_age_s}, expected > 0")
         for name in ("width", "height", "fps"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"CameraConfig.{name}={getattr(self, name)}, expected > 0")
@@ -48,16 +58,26 @@ class Camera(abc.ABC):
     def _read_device(self) -> np.ndarray:
         raise NotImplementedError
 
+    def _reopen_device(self) -> None:
+        """Reopen a lost device (called from the capture thread); drivers that can, override it."""
+        raise NotImplementedError
+
     def _start_capture(self, name: str) -> None:
         from robokit.cameras.threaded import LatestFrameThread
 
-        self._thread = LatestFrameThread(self._read_device, name)
+        can_reopen = type(self)._reopen_device is not Camera._reopen_device
+        self._thread = LatestFrameThread(
+            self._read_device,
+            name,
+            reopen=self._reopen_device if can_reopen else None,
+            reconnect_attempts=self.config.reconnect_attempts,
+        )
         self._thread.start()
 
-    def _stop_capture(self) -> None:
-        if self._thread is not None:
-            self._thread.stop()
-            self._thread = None
+    def _stop_capture(self) -> bool:
+        """Stop the capture thread; False if it is still stuck in a device call after the join timeout."""
+        thread, self._thread = self._thread, None
+        return thread is None or thread.stop()
 
     def _capture(self):
         if self._thread is None:
@@ -76,12 +96,18 @@ class Camera(abc.ABC):
     def connect(self) -> None: ...
 
     def read(self) -> np.ndarray:
-        """A frame newer than the last one (blocks until the capture thread delivers one)."""
+        """A frame newer than the last one (blocks until the capture thread delivers one).
+
+        Raises CameraLostError when the device is gone for good, TimeoutError when no frame comes.
+        """
         return self._capture().next(timeout_s=max(1.0, 5.0 / self.config.fps))
 
     def async_read(self, timeout_s: float = 0.2) -> np.ndarray:
-        """The latest frame captured by the background thread (waits for the first one)."""
-        return self._capture().latest(timeout_s)
+        """The latest frame captured by the background thread (waits for the first one).
+
+        Raises TimeoutError when that frame is older than `config.max_frame_age_s`.
+        """
+        return self._capture().latest(timeout_s, self.config.max_frame_age_s)
 
     @abc.abstractmethod
     def disconnect(self) -> None: ...

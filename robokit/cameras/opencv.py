@@ -12,6 +12,11 @@ from robokit.cameras.camera import Camera, CameraConfig, rotate
 
 logger = logging.getLogger(__name__)
 
+OPEN_TIMEOUT_MS = 3000
+"""FFmpeg sources (streams, pipes, files): give up opening after this long."""
+READ_TIMEOUT_MS = 2000
+"""FFmpeg sources: a read that waits longer fails (and the camera reconnects)."""
+
 
 def _cv2():
     try:
@@ -44,8 +49,28 @@ class OpenCVCamera(Camera):
         return self._cap is not None
 
     def connect(self) -> None:
+        self._cap = self._open()
+        try:
+            self._check_size(self._read_device())  # fails early rather than in the middle of a recording
+        except Exception:
+            self.disconnect()
+            raise
+        self._start_capture(repr(self))
+
+    def _open(self):
         cv2 = _cv2()
-        cap = cv2.VideoCapture(self.source)
+        if isinstance(self.source, int) or self.source.startswith("/dev/video"):
+            cap = cv2.VideoCapture(self.source)
+        else:
+            # Streams, pipes and files go through FFmpeg, which can bound a stalled open or read
+            # (a webcam's V4L2 read gives up by itself).
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                OPEN_TIMEOUT_MS,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                READ_TIMEOUT_MS,
+            ]
+            cap = cv2.VideoCapture(self.source, cv2.CAP_FFMPEG, timeouts)
         if not cap.isOpened():
             cap.release()
             raise ConnectionError(
@@ -60,18 +85,36 @@ class OpenCVCamera(Camera):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
             cap.set(cv2.CAP_PROP_FPS, self.config.fps)
-        self._cap = cap
-        first = self._read_device()  # fails early on a wrong size rather than in the middle of a recording
-        if first.shape != self.shape:
-            self.disconnect()
+        return cap
+
+    def _check_size(self, frame: np.ndarray) -> None:
+        if frame.shape != self.shape:
             raise ConnectionError(
-                f"{self!r}: frames are {first.shape[1]}x{first.shape[0]}, "
+                f"{self!r}: frames are {frame.shape[1]}x{frame.shape[0]}, "
                 f"the config asks for {self.config.width}x{self.config.height}"
             )
-        self._start_capture(repr(self))
+
+    def _reopen_device(self) -> None:
+        """Release the lost capture and open the source again (capture thread only)."""
+        old, self._cap = self._cap, None
+        if old is not None:
+            old.release()
+        cap = self._open()
+        self._cap = cap
+        try:
+            if self._thread is None:
+                raise ConnectionError(f"{self!r}: disconnected while reconnecting")
+            self._check_size(self._read_device())  # another device may have taken its place
+        except Exception:
+            self._cap = None
+            cap.release()
+            raise
 
     def _read_device(self) -> np.ndarray:
         cv2 = _cv2()
+        cap = self._cap
+        if cap is None:
+            raise ConnectionError(f"{self!r}: the capture is closed")
         if self.is_file:  # a file plays at the configured rate, looping at its end
             delay = self._next_t - time.perf_counter()
             if delay > 0:
@@ -79,19 +122,21 @@ class OpenCVCamera(Camera):
             self._next_t = max(
                 self._next_t + 1.0 / self.config.fps, time.perf_counter() - 1.0 / self.config.fps
             )
-        ok, bgr = self._cap.read()
+        ok, bgr = cap.read()
         if not ok and self.is_file:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, bgr = self._cap.read()
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = cap.read()
         if not ok:
             raise ConnectionError(f"{self!r}: read failed (device unplugged or stream ended)")
         return rotate(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.config.rotation)
 
     def disconnect(self) -> None:
-        self._stop_capture()
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        stopped = self._stop_capture()
+        cap, self._cap = self._cap, None
+        if cap is not None and stopped:
+            cap.release()
+        elif cap is not None:  # releasing under a thread blocked in read() could crash the process
+            logger.warning("%r: the capture thread is stuck in a device read; leaving the device open", self)
 
 
 def find_opencv_cameras(max_index: int = 10) -> list[dict]:
