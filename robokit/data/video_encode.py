@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import uuid
 from fractions import Fraction
@@ -40,6 +41,17 @@ _ENCODER_ALIASES = {encoder: short for short, encoder in ENCODERS.items()}
 DEFAULT_PRESETS: dict[str, int | str] = {"av1": 11, "h264": "veryfast", "hevc": "ultrafast"}
 DEFAULT_QUEUE_FRAMES = 90
 """Frames a StreamingVideoEncoder buffers before add_frame blocks (3 s at 30 fps; 83 MB at 480x640)."""
+DEFAULT_ENCODER_NICENESS = 10
+"""How much lower than the recording thread the codec's own worker threads run (Linux nice
+increment, 0..19).
+
+A control loop and its encoders share a few cores, and SVT-AV1 starts ~16 worker threads per
+encoder; at equal priority they take the loop's core for a few ms at a time, and a tick that loses
+it is late. The codec is opened in a short-lived helper thread that first lowers its own priority:
+the codec's threads, started there, inherit it (Linux nice values are per thread). The encoder's
+Python thread itself stays at normal priority: PyAV holds the GIL for part of every frame, and a
+low-priority thread preempted while holding it would stall the loop (priority inversion: lowering
+the whole encoder thread measured worse). Figures: docs/hardware.md."""
 
 _STOP = object()
 
@@ -99,6 +111,8 @@ class StreamingVideoEncoder:
     """Encode (H, W, 3) uint8 frames into an mp4 in a background thread.
 
     ``add_frame`` copies the frame into a bounded queue and returns; a thread converts and encodes.
+    The codec's worker threads run ``niceness`` (default :data:`DEFAULT_ENCODER_NICENESS`) below
+    normal priority on Linux, so that a control loop recording in the same process stays on time.
     The file is written under a temporary name in the same folder and renamed to ``path`` by
     ``close()``, so ``path`` only ever holds a complete video. ``abort()`` discards it.
 
@@ -116,6 +130,7 @@ class StreamingVideoEncoder:
         preset: int | str | None = None,
         options: dict | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
+        niceness: int | None = None,
     ):
         if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps <= 0:
             raise ValueError(f"StreamingVideoEncoder: fps must be a positive integer, got {fps!r}")
@@ -125,6 +140,10 @@ class StreamingVideoEncoder:
             )
         if queue_frames < 1:
             raise ValueError(f"StreamingVideoEncoder: queue_frames must be >= 1, got {queue_frames!r}")
+        niceness = DEFAULT_ENCODER_NICENESS if niceness is None else niceness
+        if isinstance(niceness, bool) or not isinstance(niceness, int) or not 0 <= niceness <= 19:
+            raise ValueError(f"StreamingVideoEncoder: niceness must be an integer in 0..19, got {niceness!r}")
+        self.niceness = niceness
         self.path = Path(path)
         self.fps = int(fps)
         self.codec = _short_codec(encoder_name(codec))
@@ -242,7 +261,9 @@ class StreamingVideoEncoder:
                     break
                 if container is None:
                     container, stream = self._open(av, item.shape)
-                frame = av.VideoFrame.from_ndarray(item, format="rgb24")
+                # Wraps the queued copy without copying it again (from_ndarray copies while holding
+                # the GIL); the encoder converts it to its pixel format outside the GIL.
+                frame = av.VideoFrame.from_numpy_buffer(item, format="rgb24")
                 frame.pts = self._encoded
                 frame.time_base = stream.codec_context.time_base
                 frame.duration = 1
@@ -280,10 +301,44 @@ class StreamingVideoEncoder:
             stream.pix_fmt = self.pix_fmt
             stream.codec_context.time_base = Fraction(1, self.fps)
             stream.time_base = Fraction(1, self.fps)
+            _open_codec(stream.codec_context, self.niceness)
         except BaseException:
             container.close()
             raise
         return container, stream
+
+
+def _open_codec(codec_context, niceness: int) -> None:
+    """Open the codec from a helper thread at lower priority, so that the worker threads the codec
+    starts inherit that priority while the calling (GIL-holding) thread keeps its own."""
+    if niceness <= 0 or not sys.platform.startswith("linux"):
+        codec_context.open()
+        return
+    errors: list[BaseException] = []
+
+    def run():
+        _lower_thread_priority(niceness)
+        try:
+            codec_context.open()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the encoder thread
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name="encoder-open", daemon=True)
+    helper.start()
+    helper.join()
+    if errors:
+        raise errors[0]
+
+
+def _lower_thread_priority(increment: int) -> None:
+    """Raise the calling thread's nice value by ``increment`` (Linux only: there a nice value belongs
+    to one thread, and the threads it starts inherit it; elsewhere it would renice the process)."""
+    tid = threading.get_native_id()
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + increment))
+    except OSError as exc:  # e.g. a sandbox forbidding it: the codec runs at normal priority
+        logger.debug("could not lower the priority of thread %d: %s", tid, exc)
 
 
 def _unlink(path: Path) -> None:
