@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# -- Feetech STS / SMS series (STS3215, STS3250, SM8512BL) ----------------------------------------
-FEETECH_STS_TABLE: dict[str, tuple[int, int]] = {
-    # EPROM
+# EPROM registers at the same addresses in Feetech's STS/SMS and SCS series.
+_FEETECH_COMMON_EPROM: dict[str, tuple[int, int]] = {
     "Firmware_Major_Version": (0, 1),
     "Firmware_Minor_Version": (1, 1),
     "Model_Number": (3, 2),
@@ -34,6 +33,12 @@ FEETECH_STS_TABLE: dict[str, tuple[int, int]] = {
     "Minimum_Startup_Force": (24, 2),
     "CW_Dead_Zone": (26, 1),
     "CCW_Dead_Zone": (27, 1),
+}
+
+# -- Feetech STS / SMS series (STS3215, STS3250, SM8512BL) ----------------------------------------
+# EPROM: the common registers, then the series' own.
+FEETECH_STS_TABLE: dict[str, tuple[int, int]] = {
+    **_FEETECH_COMMON_EPROM,
     "Protection_Current": (28, 2),
     "Angular_Resolution": (30, 1),
     "Homing_Offset": (31, 2),
@@ -66,29 +71,7 @@ FEETECH_STS_TABLE: dict[str, tuple[int, int]] = {
 # Same packet frame as the STS series, but 2-byte registers travel big-endian, the encoder has 1024
 # steps, and there is no Homing_Offset or Operating_Mode register (addresses: Feetech's SCSCL manual).
 FEETECH_SCS_TABLE: dict[str, tuple[int, int]] = {
-    # EPROM
-    "Firmware_Major_Version": (0, 1),
-    "Firmware_Minor_Version": (1, 1),
-    "Model_Number": (3, 2),
-    "ID": (5, 1),
-    "Baud_Rate": (6, 1),
-    "Return_Delay_Time": (7, 1),
-    "Response_Status_Level": (8, 1),
-    "Min_Position_Limit": (9, 2),
-    "Max_Position_Limit": (11, 2),
-    "Max_Temperature_Limit": (13, 1),
-    "Max_Voltage_Limit": (14, 1),
-    "Min_Voltage_Limit": (15, 1),
-    "Max_Torque_Limit": (16, 2),
-    "Phase": (18, 1),
-    "Unloading_Condition": (19, 1),
-    "LED_Alarm_Condition": (20, 1),
-    "P_Coefficient": (21, 1),
-    "D_Coefficient": (22, 1),
-    "I_Coefficient": (23, 1),
-    "Minimum_Startup_Force": (24, 2),
-    "CW_Dead_Zone": (26, 1),
-    "CCW_Dead_Zone": (27, 1),
+    **_FEETECH_COMMON_EPROM,
     "Protective_Torque": (37, 1),
     "Protection_Time": (38, 1),
     # SRAM
