@@ -19,7 +19,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-# Per env: the policy and settings that learn something in minutes on a CPU (state-only inputs).
+# Per env: the policy and settings of the CPU evidence runs in docs/policies.md (state-only inputs).
 DEFAULTS: dict[str, dict] = {
     "aloha_transfer_cube": dict(
         policy="act", batch_size=32, lr=3e-4,
@@ -27,7 +27,7 @@ DEFAULTS: dict[str, dict] = {
                      "chunk_size=100", "n_action_steps=100"),
     ),
     "pusht": dict(
-        policy="diffusion", batch_size=64, lr=3e-4,
+        policy="diffusion", batch_size=32, lr=3e-4, ema_decay=0.995,
         policy_args=("down_dims=[64,128,256]", "crop_shape=null", "noise_scheduler_type=DDIM", "num_inference_steps=10"),
     ),
 }
@@ -104,6 +104,7 @@ def run_quickstart(cfg: QuickstartConfig) -> dict:
         output_dir=str(out / "train"), steps=cfg.steps, batch_size=defaults["batch_size"], lr=defaults["lr"],
         scheduler="cosine", warmup_steps=min(200, cfg.steps // 10), num_workers=0, device=cfg.device,
         seed=cfg.seed + 1000, save_every=cfg.steps, log_every=10, time_budget_min=cfg.train_minutes,
+        ema_decay=defaults.get("ema_decay"),
     )
     start = time.perf_counter()
     result = train(train_cfg)
