@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class QuickstartConfig:
     """Seed of the demos; training uses seed + 1000 and evaluation starts at seed + 100000."""
     device: str = "auto"
     """Torch device for training: cpu, cuda or auto."""
-    policy_args: tuple[str, ...] = field(default_factory=tuple)
+    policy_args: tuple[str, ...] = ()
     """Extra policy config overrides as key=value (appended to the env's defaults)."""
 
     def __post_init__(self) -> None:

@@ -18,6 +18,9 @@ from robokit.motors import PortLostError  # noqa: E402
 from robokit.robots.registry import make_robot, make_teleoperator  # noqa: E402
 from robokit.robots.virtual import VirtualArm  # noqa: E402
 
+ONE_SHORT_EPISODE = dict(fps=30, num_episodes=1, episode_time_s=0.2, reset_time_s=0, keyboard=False, video_codec="h264")
+"""record() options of the short tests: one 0.2 s episode (6 frames), no reset, h264."""
+
 
 @pytest.fixture
 def arms(tmp_path):
@@ -213,18 +216,7 @@ def test_record_with_a_trained_policy(arms, tmp_path):
     from robokit.policies import Policy, make_config
 
     robot, teleop, follower, _ = arms
-    record(
-        robot,
-        teleop,
-        tmp_path / "demo",
-        "wave",
-        fps=30,
-        num_episodes=1,
-        episode_time_s=0.2,
-        reset_time_s=0,
-        keyboard=False,
-        video_codec="h264",
-    )
+    record(robot, teleop, tmp_path / "demo", "wave", **ONE_SHORT_EPISODE)
     ds = RobotDataset(tmp_path / "demo")
     config = make_config(
         "act",
@@ -240,19 +232,7 @@ def test_record_with_a_trained_policy(arms, tmp_path):
     torch.manual_seed(0)
     Policy.build(config, ds.features, ds.meta.stats).save_pretrained(tmp_path / "policy")
     actor = PolicyActor.from_pretrained(str(tmp_path / "policy"), robot, task="wave")
-    _, timer = record(
-        robot,
-        None,
-        tmp_path / "eval",
-        "wave",
-        fps=30,
-        num_episodes=1,
-        episode_time_s=0.2,
-        reset_time_s=0,
-        keyboard=False,
-        video_codec="h264",
-        policy=actor,
-    )
+    _, timer = record(robot, None, tmp_path / "eval", "wave", policy=actor, **ONE_SHORT_EPISODE)
     assert "policy" in timer.summary()["stages_ms"]
     evaluated = RobotDataset(tmp_path / "eval")
     assert len(evaluated) == 6
@@ -264,9 +244,7 @@ def test_record_resume_appends_episodes(arms, tmp_path):
     from robokit.data import RobotDataset
 
     robot, teleop, _, _ = arms
-    kwargs = dict(
-        fps=30, num_episodes=1, episode_time_s=0.2, reset_time_s=0, keyboard=False, video_codec="h264"
-    )
+    kwargs = ONE_SHORT_EPISODE
     record(robot, teleop, tmp_path / "ds", "t", **kwargs)
     record(robot, teleop, tmp_path / "ds", "t", resume=True, **kwargs)
     ds = RobotDataset(tmp_path / "ds")
