@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from robokit.motors import protocol as P
-from robokit.motors.calibration import MotorCalibration
 from robokit.motors.motors_bus import _PORT_ERRORS, MotorsBus, PortLostError
 
 logger = logging.getLogger(__name__)
@@ -115,33 +114,7 @@ class FeetechSCSMotorsBus(FeetechMotorsBus):
     """
 
     protocol_end = 1
-
-    def read_calibration(self) -> dict[str, MotorCalibration]:
-        mins = self.sync_read("Min_Position_Limit", normalize=False)
-        maxs = self.sync_read("Max_Position_Limit", normalize=False)
-        return {
-            name: MotorCalibration(
-                id=m.id,
-                drive_mode=self.calibration[name].drive_mode if name in self.calibration else 0,
-                homing_offset=0,
-                range_min=int(mins[name]),
-                range_max=int(maxs[name]),
-            )
-            for name, m in self.motors.items()
-        }
-
-    def write_calibration(self, calibration: dict[str, MotorCalibration]) -> None:
-        for name, cal in calibration.items():
-            if name not in self.motors:
-                raise KeyError(f"calibration names motor {name!r}, the bus has {list(self.motors)}")
-            if cal.homing_offset != 0:
-                raise ValueError(
-                    f"calibration of {name!r}: homing_offset={cal.homing_offset}, but "
-                    f"{self.motors[name].model} servos have no homing register; expected 0"
-                )
-            self.write("Min_Position_Limit", name, cal.range_min, normalize=False)
-            self.write("Max_Position_Limit", name, cal.range_max, normalize=False)
-        self.calibration = dict(calibration)
+    has_homing_register = False
 
     def reset_calibration(self, motors=None) -> None:
         for name in motors or self.motors:

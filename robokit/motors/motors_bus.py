@@ -63,6 +63,8 @@ class MotorsBus(abc.ABC):
     protocol: str = ""
     default_timeout_ms: int = 0
     """0: the SDK's own packet timeout."""
+    has_homing_register: bool = True
+    """False for servos without Homing_Offset (Feetech SCS): a calibration is then only a range of motion."""
 
     def __init__(
         self,
@@ -414,7 +416,8 @@ class MotorsBus(abc.ABC):
     # -- calibration -----------------------------------------------------------------------------
     def read_calibration(self) -> dict[str, MotorCalibration]:
         """The calibration stored in the motors' registers (drive_mode from the loaded calibration)."""
-        offsets = self.sync_read("Homing_Offset", normalize=False)
+        offsets = (self.sync_read("Homing_Offset", normalize=False) if self.has_homing_register
+                   else dict.fromkeys(self.motors, 0))
         mins = self.sync_read("Min_Position_Limit", normalize=False)
         maxs = self.sync_read("Max_Position_Limit", normalize=False)
         return {
@@ -433,7 +436,13 @@ class MotorsBus(abc.ABC):
         for name, cal in calibration.items():
             if name not in self.motors:
                 raise KeyError(f"calibration names motor {name!r}, the bus has {list(self.motors)}")
-            self.write("Homing_Offset", name, cal.homing_offset, normalize=False)
+            if self.has_homing_register:
+                self.write("Homing_Offset", name, cal.homing_offset, normalize=False)
+            elif cal.homing_offset != 0:
+                raise ValueError(
+                    f"calibration of {name!r}: homing_offset={cal.homing_offset}, but "
+                    f"{self.motors[name].model} servos have no homing register; expected 0"
+                )
             self.write("Min_Position_Limit", name, cal.range_min, normalize=False)
             self.write("Max_Position_Limit", name, cal.range_max, normalize=False)
         self.calibration = dict(calibration)
