@@ -110,6 +110,16 @@ def _policy_cameras(policy) -> tuple[tuple[str, ...], tuple[int, int] | None]:
     return tuple(k[len(prefix):] for k in names), size
 
 
+def _video_frames(env, obs: dict[str, np.ndarray], camera_key: str | None, envs: list[int]) -> dict[int, np.ndarray]:
+    """This step's video frame of each env in `envs`: its observed camera image, else what env.render() draws."""
+    if not envs:
+        return {}
+    if camera_key is not None:
+        return {i: obs[camera_key][i].copy() for i in envs}
+    images = env.call("render")  # every env of the batch; only batches with a filmed episode get here
+    return {i: np.asarray(images[i]) for i in envs}
+
+
 def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed: int, videos_dir: Path | None,
                   max_videos: int, fast_render: bool, progress: bool, image_size=None,
                   max_episode_steps: int | None = None) -> dict[str, Any]:
@@ -121,13 +131,11 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
     if torch_policy and hasattr(policy, "image_features"):
         cameras, trained_size = _policy_cameras(policy)
         image_size = image_size or trained_size
-        if not cameras and max_videos:
-            cameras = None  # a state-only policy: render the env's cameras for the videos only
     env = make_env(env_name, n_envs=batch_size, fast_render=fast_render, image_size=image_size,
                    max_episode_steps=max_episode_steps, cameras=cameras)
+    # Video frames: the first observed camera; for a state-only policy, env.render() of the filmed
+    # episodes' batches only (its observations hold no image, and rendering every episode is costly).
     camera_key = f"observation.images.{env.cameras[0]}" if env.cameras else None
-    if max_videos and camera_key is None:
-        logger.warning("evaluate: %s renders no camera, so no videos are written", env_name)
     episodes: list[dict] = []
     video_paths: list[str] = []
     start = time.perf_counter()
@@ -150,8 +158,8 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
             max_reward = np.full(batch_size, -np.inf)
             success = np.zeros(batch_size, dtype=bool)
             steps = np.zeros(batch_size, dtype=int)
-            record = [i for i in range(n_live) if first + i < max_videos] if camera_key else []
-            frames: dict[int, list[np.ndarray]] = {i: [obs[camera_key][i].copy()] for i in record}
+            record = [i for i in range(n_live) if first + i < max_videos]
+            frames = {i: [frame] for i, frame in _video_frames(env, obs, camera_key, record).items()}
             while not done.all():
                 action = _select_actions(policy, obs, torch_policy, env.task)
                 obs, reward, terminated, truncated, info = env.step(action)
@@ -163,9 +171,8 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
                 if "_is_success" in info:
                     step_success = step_success & np.asarray(info["_is_success"], dtype=bool)
                 success[live] |= step_success[live]
-                for i in record:
-                    if live[i]:
-                        frames[i].append(obs[camera_key][i].copy())
+                for i, frame in _video_frames(env, obs, camera_key, [i for i in record if live[i]]).items():
+                    frames[i].append(frame)
                 done |= terminated | truncated
             for i in range(n_live):
                 episodes.append({

@@ -8,8 +8,8 @@ the same function, so checkpoints (LeRobot's included) load unchanged. What diff
   fused kernel);
 - in training with dropout, torch's path runs its "safe" softmax (an extra pass checking for
   all-masked rows) and a Bernoulli draw per attention weight; here the mask comes from
-  `dropout_mask` below. On a 0.2 M-parameter ACT on one CPU thread the two took half of a training
-  step.
+  `dropout_mask` below. On a 0.2 M-parameter ACT on one CPU thread those took about a third of a
+  training step (batch 32: 84 -> 69 ms per step with this module).
 
 `dropout` draws 15 random bits per element (two elements per 31-bit draw of the CPU generator)
 instead of a Bernoulli sample per element: the drop probability is p rounded to a multiple of

@@ -55,8 +55,12 @@ class TrainConfig:
     resume: bool = False
     """Continue the run in output_dir from its last checkpoint."""
     time_budget_min: float | None = None
-    """Stop after this many minutes of training: the last step is checkpointed (and evaluated) as the final one.
-    The schedule still spans `steps`; a budget-stopped run is not bit-exact when resumed."""
+    """Stop after this many minutes of training (counted across resumes): the last step is checkpointed (and
+    evaluated) as the final one. The schedule still spans `steps` unless schedule_over_budget is set."""
+    schedule_over_budget: bool = False
+    """With time_budget_min: the lr schedule's position is the larger of step/steps and elapsed/budget, so a run
+    the budget stops early still completes its warmup and cosine decay. The lr then depends on the machine's
+    speed, so such a run is not step-for-step reproducible."""
     env: str | None = None
     """Evaluate in this simulated env every eval_every steps (robokit.envs)."""
     eval_every: int = 0
@@ -77,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"amp={self.amp!r}; expected 'no', 'bf16' or 'fp16'")
         if self.time_budget_min is not None and not self.time_budget_min > 0:
             raise ValueError(f"time_budget_min={self.time_budget_min}; expected > 0 minutes (or None)")
+        if self.schedule_over_budget and self.time_budget_min is None:
+            raise ValueError("schedule_over_budget=True needs time_budget_min (the budget the schedule spans)")
         for name in ("steps", "batch_size", "grad_accum_steps", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected >= 1")

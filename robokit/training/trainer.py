@@ -195,7 +195,13 @@ def train(
     # Only on default-layout parameters: fused AdamW goes wrong when a parameter and its resumed state differ in layout.
     fused = device.type in ("cpu", "cuda") and all(p.is_contiguous() for p in policy.parameters())
     optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=lr, weight_decay=weight_decay, fused=fused)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.scheduler, cfg.warmup_steps, cfg.steps))
+    schedule = lr_lambda(cfg.scheduler, cfg.warmup_steps, cfg.steps)
+    budget = None
+    if cfg.time_budget_min:
+        budget = TimeBudget(cfg.time_budget_min, world, device)
+    if cfg.schedule_over_budget:
+        schedule = _over_budget(schedule, cfg.steps, budget)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay else None
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     if cfg.amp == "fp16" and device.type != "cuda":
@@ -205,6 +211,8 @@ def train(
     if resume_from is not None:
         meta = load_training_state(resume_from, optimizer, scheduler, ema, scaler)
         step = meta["step"]
+        if budget is not None:
+            budget.elapsed = meta.get("elapsed_s", 0.0)
         logger.info("resuming from %s at step %d", resume_from, step)
 
     model = policy
@@ -238,7 +246,8 @@ def train(
     window_start, window_samples = time.perf_counter(), 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     final = cfg.steps  # the step treated as the last one (checkpoint, evaluation, plot)
-    deadline = time.monotonic() + 60 * cfg.time_budget_min if cfg.time_budget_min else None
+    if budget is not None:
+        budget.begin()
     while step < end:
         optimizer.zero_grad(set_to_none=True)
         total_loss, logs = 0.0, {}
@@ -256,6 +265,8 @@ def train(
         ).item()
         scaler.step(optimizer)
         scaler.update()
+        if budget is not None:
+            budget.tick()  # before the scheduler: a schedule over the budget reads the clock
         scheduler.step()
         if ema is not None:
             ema.update(policy)
@@ -271,7 +282,7 @@ def train(
             bar.set_postfix(loss=f"{total_loss:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.1f}")
             window_start, window_samples = time.perf_counter(), 0
         bar.update(1)
-        if deadline is not None and step < end and _out_of_time(deadline, world, device):
+        if budget is not None and step < end and budget.spent:
             logger.info("time budget of %.1f min reached at step %d of %d: stopping", cfg.time_budget_min, step, cfg.steps)
             end = final = step
         if eval_fn is not None and cfg.eval_every and step % cfg.eval_every == 0 and main:
@@ -281,6 +292,8 @@ def train(
             if main:
                 sampler_state = {"sampler": {"seed": cfg.seed, "consumed_per_rank": step * cfg.grad_accum_steps * micro,
                                              "world_size": world}}
+                if budget is not None:
+                    sampler_state["elapsed_s"] = budget.elapsed
                 save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema, scaler)
             if world > 1:
                 torch.distributed.barrier()
@@ -297,14 +310,39 @@ def train(
     return TrainResult(str(output_dir), step, losses[-1] if losses else float("nan"), losses, evals)
 
 
-def _out_of_time(deadline: float, world: int, device: torch.device) -> bool:
-    """Whether the time budget is spent; with several processes, rank 0's clock decides for all."""
-    late = time.monotonic() >= deadline
-    if world > 1:
-        flag = torch.tensor([float(late)], device=device)
-        torch.distributed.broadcast(flag, src=0)
-        late = bool(flag.item())
-    return late
+class TimeBudget:
+    """The run's training clock against `time_budget_min`; with several processes rank 0's clock is everyone's
+    (one broadcast per step), so that all stop at the same step and a schedule over the budget agrees."""
+
+    def __init__(self, minutes: float, world: int, device: torch.device):
+        self.seconds, self.world, self.device = 60.0 * minutes, world, device
+        self.elapsed = 0.0  # seconds trained before `begin` (a resumed run's) and since
+        self.start = time.monotonic()
+
+    def begin(self) -> None:
+        """Start (or continue) the clock at the first training step."""
+        self.start = time.monotonic() - self.elapsed
+
+    def tick(self) -> None:
+        elapsed = time.monotonic() - self.start
+        if self.world > 1:
+            shared = torch.tensor([elapsed], dtype=torch.float64, device=self.device)
+            torch.distributed.broadcast(shared, src=0)
+            elapsed = float(shared.item())
+        self.elapsed = elapsed
+
+    @property
+    def fraction(self) -> float:
+        return self.elapsed / self.seconds
+
+    @property
+    def spent(self) -> bool:
+        return self.elapsed >= self.seconds
+
+
+def _over_budget(schedule: Callable[[int], float], steps: int, budget: TimeBudget) -> Callable[[int], float]:
+    """`schedule` at the larger of the step and the budget's share of the steps."""
+    return lambda step: schedule(max(step, int(steps * budget.fraction)))
 
 
 def _evaluate(eval_fn: EvalFn, policy: Policy, ema: EMA | None, step: int, log: MetricsLog) -> dict:

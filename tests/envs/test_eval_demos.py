@@ -90,3 +90,28 @@ def test_sim_robot_round_trip(need_pusht):
         with pytest.raises(KeyError, match="agent.y.pos"):
             robot.send_action({"agent.x.pos": 1.0})
     assert not robot.is_connected
+
+
+def test_state_only_policy_video_renders_only_the_filmed_episode(need_pusht, tmp_path):
+    """A state-only policy asked for a video: its observations hold no image; the video comes from env.render()."""
+    import torch
+
+    from robokit.envs.registry import get_spec
+    from robokit.policies import Policy, make_config
+
+    features = get_spec("pusht").features(cameras=())
+    stats = {k: {"mean": np.zeros(v["shape"], np.float32), "std": np.ones(v["shape"], np.float32),
+                 "min": np.zeros(v["shape"], np.float32), "max": np.full(v["shape"], 512.0, np.float32)}
+             for k, v in features.items() if v["dtype"] == "float32"}
+    torch.manual_seed(0)
+    policy = Policy.build(make_config("act", dim_model=16, n_heads=2, dim_feedforward=32, n_encoder_layers=1,
+                                      use_vae=False, chunk_size=5, n_action_steps=5), features, stats)
+    seen = []
+    select = policy.select_action
+    policy.select_action = lambda obs, **kw: (seen.append(sorted(obs)), select(obs, **kw))[1]
+    info = evaluate(policy, "pusht", n_episodes=2, seed=0, videos_dir=tmp_path, max_videos=1, progress=False,
+                    max_episode_steps=6)
+    assert seen and all(not any(k.startswith("observation.images") for k in keys) for keys in seen)
+    assert [p.rsplit("/", 1)[-1] for p in info["video_paths"]] == ["pusht_episode_0.mp4"]
+    with av.open(info["video_paths"][0]) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 7  # the reset frame + 6 steps

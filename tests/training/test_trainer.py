@@ -87,7 +87,7 @@ def test_ddp_two_cpu_processes(tiny_dataset, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "robokit.cli", "train", "--dataset", str(tiny_dataset), "--policy", "act", "--policy-args", *ACT_ARGS,
            "--steps", "4", "--batch-size", "4", "--num-workers", "0", "--output-dir", str(out), "--save-every", "2",
-           "--log-every", "1", "--no-plot"]
+           "--log-every", "1", "--no-plot", "--time-budget-min", "5", "--schedule-over-budget"]  # rank 0's clock, shared
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2], env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -109,3 +109,21 @@ def test_time_budget_stops_and_checkpoints_the_last_step(tiny_dataset, tmp_path)
     assert (out / "loss_curve.png").exists()
     with pytest.raises(ValueError, match="time_budget_min"):
         cfg(tiny_dataset, out, time_budget_min=0)
+
+
+def test_schedule_over_budget_finishes_the_decay(tiny_dataset, tmp_path):
+    def lrs(out):
+        return [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines() if "lr" in json.loads(line)]
+
+    kw = dict(steps=1_000_000, save_every=1_000_000, scheduler="cosine", warmup_steps=2, time_budget_min=2.0 / 60)
+    plain = train(cfg(tiny_dataset, tmp_path / "plain", **kw))
+    assert plain.steps < 1_000_000 and lrs(tmp_path / "plain")[-1] == pytest.approx(1e-3, rel=1e-3)  # cut mid-schedule
+    timed = train(cfg(tiny_dataset, tmp_path / "timed", schedule_over_budget=True, **kw))
+    timed_lrs = lrs(tmp_path / "timed")
+    assert timed.steps < 1_000_000 and timed_lrs[-1] < 0.02 * 1e-3  # decayed to ~0 within the budget
+    assert all(b <= a + 1e-12 for a, b in zip(timed_lrs[2:], timed_lrs[3:]))  # a cosine decay, not a restart
+    state = json.loads((tmp_path / "timed" / "checkpoints" / "last").parent.joinpath(
+        f"{timed.steps:06d}", "training_state", "training_state.json").read_text())
+    assert 2.0 <= state["elapsed_s"] < 30  # the budget (2 s) was spent; a resumed run continues this clock
+    with pytest.raises(ValueError, match="schedule_over_budget"):
+        cfg(tiny_dataset, tmp_path / "x", schedule_over_budget=True)
