@@ -34,6 +34,9 @@ class DemosConfig:
     """(height, width) of recorded images (default: the env's)."""
     cameras: tuple[str, ...] | None = None
     """Cameras to record (default: the env's); `--cameras` with no name records a state-only dataset."""
+    full_episodes: bool | None = None
+    """Go on recording after success until the time limit (default: yes for ALOHA, whose scripted
+    hand-over finishes after the success signal; no for PushT and Meta-World)."""
 
 
 @dataclass
@@ -71,7 +74,7 @@ def demos_main(argv: list[str]) -> int:
     cfg = parse(DemosConfig, argv, prog="robokit demos", description="usage: robokit demos ENV [--episodes N] [--out DIR] ...")
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
-                           image_size=cfg.image_size, cameras=cfg.cameras)
+                           image_size=cfg.image_size, cameras=cfg.cameras, full_episodes=cfg.full_episodes)
     print(summary.line())
     return 0 if summary.saved_episodes >= cfg.episodes else 1
 

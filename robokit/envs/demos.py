@@ -4,7 +4,9 @@
 
 Attempt k is seeded with seed + k. Each attempt's frames (observation before the action, the
 action, the task string) go to the dataset's episode buffer; a successful attempt is saved as
-an episode, a failed one dropped (unless `keep_failed`). Recording stops after `episodes`
+an episode, a failed one dropped (unless `keep_failed`). An attempt ends at success or at the
+time limit; with `full_episodes` (the default for ALOHA) it goes on after success to the time
+limit, so that the expert's whole motion is in the data. Recording stops after `episodes`
 successes or `max_attempts` attempts, and the summary reports the expert's success rate.
 """
 
@@ -42,7 +44,7 @@ class DemoSummary:
 def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, fast_render: bool = False,
                  keep_failed: bool = False, max_attempts: int | None = None, image_size: tuple[int, int] | None = None,
                  use_videos: bool = True, video_codec: str = "av1", progress: bool = True,
-                 cameras: tuple[str, ...] | None = None) -> DemoSummary:
+                 cameras: tuple[str, ...] | None = None, full_episodes: bool | None = None) -> DemoSummary:
     """Run the env's scripted expert and save its (successful) episodes as a dataset at `out`.
 
     Args:
@@ -57,15 +59,21 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
         use_videos: images as mp4 videos (else PNG files).
         video_codec: codec of the videos ("av1", "h264", "hevc").
         cameras: cameras to record (default: the env's); () for a state-only dataset.
+        full_episodes: go on recording after success until the time limit (default: the env's
+            `demos_to_time_limit`: ALOHA yes, PushT and Meta-World no).
     """
     from robokit.data import RobotDataset
     from robokit.envs.experts import make_expert
-    from robokit.envs.registry import make_env
+    from robokit.envs.registry import get_spec, make_single_env
 
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"record_demos: episodes={episodes!r}, expected an int >= 1")
     max_attempts = max_attempts or 2 * episodes + 10
-    env = make_env(env_name, n_envs=1, fast_render=fast_render, image_size=image_size, cameras=cameras)
+    if full_episodes is None:
+        full_episodes = get_spec(env_name).demos_to_time_limit
+    # One plain env (not a vector env, which would reset itself at success) behind the batch-of-one
+    # interface of the experts.
+    env = make_single_env(env_name, fast_render=fast_render, image_size=image_size, cameras=cameras)
     expert = make_expert(env_name)
     features = dict(env.features)
     if not use_videos:
@@ -87,15 +95,15 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
             attempts += 1
             success, n_frames = False, 0
             while True:
-                action = expert.select_action(obs)
-                frame = {k: obs[k][0] for k in keys}
-                frame["action"] = np.asarray(action[0], dtype=np.float32)
+                action = expert.select_action({k: v[None] for k, v in obs.items()})[0]
+                frame = {k: obs[k] for k in keys}
+                frame["action"] = np.asarray(action, dtype=np.float32)
                 frame["task"] = env.task
                 dataset.add_frame(frame)
                 n_frames += 1
                 obs, _, terminated, truncated, info = env.step(action)
-                if terminated[0] or truncated[0]:
-                    success = bool(terminated[0])
+                success |= bool(terminated)
+                if truncated or (terminated and not full_episodes):
                     break
             successes += success
             if success or keep_failed:

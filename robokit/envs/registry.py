@@ -55,6 +55,10 @@ class EnvSpec:
     action_names: tuple[str, ...]
     packages: tuple[str, ...] = field(default=())
     """Python modules the env needs (checked with a clear install hint)."""
+    demos_to_time_limit: bool = False
+    """Expert demonstrations go on after success until the time limit (the env's evaluation still ends
+    at success). ALOHA's scripted hand-overs finish their motion after the success signal (the left
+    gripper closes, the right one lets go); LeRobot's scripted ALOHA datasets hold 400-frame episodes."""
 
     def features(self, cameras: tuple[str, ...] | None = None, image_size: tuple[int, int] | None = None) -> dict[str, dict]:
         cameras = self.cameras if cameras is None else tuple(cameras)
@@ -79,7 +83,7 @@ def _aloha_spec(name: str) -> EnvSpec:
         name=name, entry="robokit.envs.aloha:AlohaEnv", kwargs={"name": name}, fps=aloha.FPS, task=aloha.TASKS[name],
         max_episode_steps=400, cameras=("top",), image_size=(480, 640), state_names=joints,
         env_state_names=tuple(aloha.env_state_names(name)), action_names=joints,
-        packages=("gym_aloha", "dm_control", "mujoco"),
+        packages=("gym_aloha", "dm_control", "mujoco"), demos_to_time_limit=True,
     )
 
 

@@ -115,3 +115,18 @@ def test_state_only_policy_video_renders_only_the_filmed_episode(need_pusht, tmp
     assert [p.rsplit("/", 1)[-1] for p in info["video_paths"]] == ["pusht_episode_0.mp4"]
     with av.open(info["video_paths"][0]) as container:
         assert sum(1 for _ in container.decode(video=0)) == 7  # the reset frame + 6 steps
+
+
+def test_aloha_demos_run_to_the_time_limit_unless_told(need_aloha, tmp_path):
+    """The hand-over finishes after the success signal: full episodes hold the left gripper closing."""
+    from robokit.data import RobotDataset
+    from robokit.envs.demos import record_demos
+
+    full = record_demos("aloha_transfer_cube", 1, tmp_path / "full", cameras=(), progress=False)
+    short = record_demos("aloha_transfer_cube", 1, tmp_path / "short", cameras=(), progress=False, full_episodes=False)
+    assert full.successes == short.successes == 1
+    assert full.frames == 400 and short.frames < 400  # success came before the time limit
+    actions = RobotDataset(tmp_path / "full")._columns["action"]
+    left_grip = actions[:, 6]
+    assert left_grip[: short.frames].min() > 0.5  # open until the success signal...
+    assert left_grip[short.frames :].min() < 0.1  # ...then it closes on the cube
