@@ -37,6 +37,11 @@ class DemosConfig:
     full_episodes: bool | None = None
     """Go on recording after success until the time limit (default: yes for ALOHA, whose scripted
     hand-over finishes after the success signal; no for PushT and Meta-World)."""
+    action_noise: float = 0.0
+    """DART: add a drifting Gaussian offset with this standard deviation (action units: radians
+    for ALOHA joints) to the executed action; the dataset keeps the expert's action."""
+    noise_correlation: float = 0.9
+    """Step-to-step correlation of that offset (AR(1) coefficient, in [0, 1))."""
 
 
 @dataclass
@@ -74,7 +79,8 @@ def demos_main(argv: list[str]) -> int:
     cfg = parse(DemosConfig, argv, prog="robokit demos", description="usage: robokit demos ENV [--episodes N] [--out DIR] ...")
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
-                           image_size=cfg.image_size, cameras=cfg.cameras, full_episodes=cfg.full_episodes)
+                           image_size=cfg.image_size, cameras=cfg.cameras, full_episodes=cfg.full_episodes,
+                           action_noise=cfg.action_noise, noise_correlation=cfg.noise_correlation)
     print(summary.line())
     return 0 if summary.saved_episodes >= cfg.episodes else 1
 

@@ -8,6 +8,11 @@ an episode, a failed one dropped (unless `keep_failed`). An attempt ends at succ
 time limit; with `full_episodes` (the default for ALOHA) it goes on after success to the time
 limit, so that the expert's whole motion is in the data. Recording stops after `episodes`
 successes or `max_attempts` attempts, and the summary reports the expert's success rate.
+
+With `action_noise` (DART, Laskey et al. 2017) the env executes the expert's action plus a slowly
+varying Gaussian offset while the dataset records the expert's own action: the data then holds
+states off the expert's path, each labelled with the action that returns to it, which is what a
+policy needs when its own errors take it there.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ class DemoSummary:
 def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, fast_render: bool = False,
                  keep_failed: bool = False, max_attempts: int | None = None, image_size: tuple[int, int] | None = None,
                  use_videos: bool = True, video_codec: str = "av1", progress: bool = True,
-                 cameras: tuple[str, ...] | None = None, full_episodes: bool | None = None) -> DemoSummary:
+                 cameras: tuple[str, ...] | None = None, full_episodes: bool | None = None,
+                 action_noise: float = 0.0, noise_correlation: float = 0.9) -> DemoSummary:
     """Run the env's scripted expert and save its (successful) episodes as a dataset at `out`.
 
     Args:
@@ -61,6 +67,10 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
         cameras: cameras to record (default: the env's); () for a state-only dataset.
         full_episodes: go on recording after success until the time limit (default: the env's
             `demos_to_time_limit`: ALOHA yes, PushT and Meta-World no).
+        action_noise: standard deviation, in action units, of the offset added to the executed
+            action (the recorded action stays the expert's); 0 records the expert as it is.
+        noise_correlation: the offset is an AR(1) process, offset = c * offset + sqrt(1 - c^2) * N(0, sd),
+            so it drifts over ~1 / (1 - c) steps instead of averaging out within the controller.
     """
     from robokit.data import RobotDataset
     from robokit.envs.experts import make_expert
@@ -68,6 +78,10 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
 
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"record_demos: episodes={episodes!r}, expected an int >= 1")
+    if not action_noise >= 0.0:
+        raise ValueError(f"record_demos: action_noise={action_noise!r}, expected >= 0")
+    if not 0.0 <= noise_correlation < 1.0:
+        raise ValueError(f"record_demos: noise_correlation={noise_correlation!r}, expected in [0, 1)")
     max_attempts = max_attempts or 2 * episodes + 10
     if full_episodes is None:
         full_episodes = get_spec(env_name).demos_to_time_limit
@@ -92,8 +106,10 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
         while saved < episodes and attempts < max_attempts:
             obs, _ = env.reset(seed=seed + attempts)
             expert.reset()
+            noise_rng = np.random.default_rng([seed + attempts, 7])  # reproducible per attempt
             attempts += 1
             success, n_frames = False, 0
+            offset = 0.0
             while True:
                 action = expert.select_action({k: v[None] for k, v in obs.items()})[0]
                 frame = {k: obs[k] for k in keys}
@@ -101,6 +117,10 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
                 frame["task"] = env.task
                 dataset.add_frame(frame)
                 n_frames += 1
+                if action_noise > 0.0:
+                    innovation = noise_rng.normal(0.0, action_noise, size=np.shape(action))
+                    offset = noise_correlation * offset + np.sqrt(1.0 - noise_correlation**2) * innovation
+                    action = (np.asarray(action, dtype=np.float64) + offset).astype(np.float32)
                 obs, _, terminated, truncated, info = env.step(action)
                 success |= bool(terminated)
                 if truncated or (terminated and not full_episodes):

@@ -130,3 +130,26 @@ def test_aloha_demos_run_to_the_time_limit_unless_told(need_aloha, tmp_path):
     left_grip = actions[:, 6]
     assert left_grip[: short.frames].min() > 0.5  # open until the success signal...
     assert left_grip[short.frames :].min() < 0.1  # ...then it closes on the cube
+
+
+def test_dart_noise_moves_the_states_but_records_the_experts_actions(need_aloha, tmp_path):
+    """With action_noise the env is pushed off the expert's path; the labels stay the expert's."""
+    from robokit.data import RobotDataset
+    from robokit.envs.demos import record_demos
+
+    clean = record_demos("aloha_transfer_cube", 1, tmp_path / "clean", cameras=(), progress=False)
+    noisy = record_demos("aloha_transfer_cube", 1, tmp_path / "noisy", cameras=(), progress=False,
+                         action_noise=0.01, noise_correlation=0.95)
+    assert clean.successes == noisy.successes == clean.attempts == noisy.attempts == 1
+    a, b = RobotDataset(tmp_path / "clean")._columns, RobotDataset(tmp_path / "noisy")._columns
+    # The offset pushed the arm off the expert's path...
+    assert np.abs(a["observation.state"][:, :6] - b["observation.state"][:, :6]).mean() > 0.005
+
+    # ...and what was executed is not what was recorded: the recorded action is the expert's, so
+    # the joints reached lag it by the offset on top of the controller's usual tracking error.
+    def tracking(cols):
+        return np.abs(cols["action"][:-1, :6] - cols["observation.state"][1:, :6]).mean()
+
+    assert tracking(b) > 1.4 * tracking(a), (tracking(a), tracking(b))
+    with pytest.raises(ValueError, match="action_noise"):
+        record_demos("aloha_transfer_cube", 1, tmp_path / "bad", cameras=(), progress=False, action_noise=-1.0)
