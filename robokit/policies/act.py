@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robokit.policies import onednn
 from robokit.policies.attention import Dropout, MultiheadAttention
 from robokit.policies.config import PolicyConfig, register_policy
 from robokit.policies.policy import Policy
@@ -135,9 +136,9 @@ class EncoderLayer(nn.Module):
         super().__init__()
         fast = cfg.dropout_masks == "fast"
         self.self_attn = MultiheadAttention(cfg.dim_model, cfg.n_heads, cfg.dropout, fast_dropout=fast)
-        self.linear1 = nn.Linear(cfg.dim_model, cfg.dim_feedforward)
+        self.linear1 = onednn.Linear(cfg.dim_model, cfg.dim_feedforward)
         self.dropout = Dropout(cfg.dropout, fast=fast)
-        self.linear2 = nn.Linear(cfg.dim_feedforward, cfg.dim_model)
+        self.linear2 = onednn.Linear(cfg.dim_feedforward, cfg.dim_model)
         self.norm1 = nn.LayerNorm(cfg.dim_model)
         self.norm2 = nn.LayerNorm(cfg.dim_model)
         self.dropout1 = Dropout(cfg.dropout, fast=fast)
@@ -183,9 +184,9 @@ class DecoderLayer(nn.Module):
         fast = cfg.dropout_masks == "fast"
         self.self_attn = MultiheadAttention(cfg.dim_model, cfg.n_heads, cfg.dropout, fast_dropout=fast)
         self.multihead_attn = MultiheadAttention(cfg.dim_model, cfg.n_heads, cfg.dropout, fast_dropout=fast)
-        self.linear1 = nn.Linear(cfg.dim_model, cfg.dim_feedforward)
+        self.linear1 = onednn.Linear(cfg.dim_model, cfg.dim_feedforward)
         self.dropout = Dropout(cfg.dropout, fast=fast)
-        self.linear2 = nn.Linear(cfg.dim_feedforward, cfg.dim_model)
+        self.linear2 = onednn.Linear(cfg.dim_feedforward, cfg.dim_model)
         self.norm1 = nn.LayerNorm(cfg.dim_model)
         self.norm2 = nn.LayerNorm(cfg.dim_model)
         self.norm3 = nn.LayerNorm(cfg.dim_model)
@@ -242,9 +243,9 @@ class ACTModel(nn.Module):
             self.vae_encoder = Encoder(cfg, cfg.n_vae_encoder_layers)
             self.vae_encoder_cls_embed = nn.Embedding(1, d)
             if self.has_state:
-                self.vae_encoder_robot_state_input_proj = nn.Linear(state_dim, d)
-            self.vae_encoder_action_input_proj = nn.Linear(action_dim, d)
-            self.vae_encoder_latent_output_proj = nn.Linear(d, cfg.latent_dim * 2)
+                self.vae_encoder_robot_state_input_proj = onednn.Linear(state_dim, d)
+            self.vae_encoder_action_input_proj = onednn.Linear(action_dim, d)
+            self.vae_encoder_latent_output_proj = onednn.Linear(d, cfg.latent_dim * 2)
             n_vae_tokens = 1 + int(self.has_state) + cfg.chunk_size  # [cls, state?, actions...]
             self.register_buffer("vae_encoder_pos_enc", sinusoid_table(n_vae_tokens, d).unsqueeze(0))
         if n_images:
@@ -255,14 +256,14 @@ class ACTModel(nn.Module):
         self.encoder = Encoder(cfg, cfg.n_encoder_layers)
         self.decoder = Decoder(cfg)
         if self.has_state:
-            self.encoder_robot_state_input_proj = nn.Linear(state_dim, d)
+            self.encoder_robot_state_input_proj = onednn.Linear(state_dim, d)
         if self.has_env:
-            self.encoder_env_state_input_proj = nn.Linear(env_dim, d)
-        self.encoder_latent_input_proj = nn.Linear(cfg.latent_dim, d)
+            self.encoder_env_state_input_proj = onednn.Linear(env_dim, d)
+        self.encoder_latent_input_proj = onednn.Linear(cfg.latent_dim, d)
         n_1d_tokens = 1 + int(self.has_state) + int(self.has_env)  # [latent, state?, env?]
         self.encoder_1d_feature_pos_embed = nn.Embedding(n_1d_tokens, d)
         self.decoder_pos_embed = nn.Embedding(cfg.chunk_size, d)
-        self.action_head = nn.Linear(d, action_dim)
+        self.action_head = onednn.Linear(d, action_dim)
         for name, p in self.named_parameters():  # xavier init of the transformer parts
             if not name.startswith("backbone.") and p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -297,7 +298,8 @@ class ACTModel(nn.Module):
         for fmap in maps:
             h, w = fmap.shape[-2:]
             pos = sinusoid_2d(h, w, self.cfg.dim_model, device=fmap.device, dtype=fmap.dtype)  # (D, h, w)
-            feats = self.encoder_img_feat_input_proj(fmap)  # (B, D, h, w)
+            proj = self.encoder_img_feat_input_proj
+            feats = onednn.conv2d(fmap, proj) if onednn.active(fmap, proj.weight) else proj(fmap)  # (B, D, h, w)
             tokens.append(feats.flatten(2).permute(2, 0, 1))  # (h*w, B, D)
             positions.append(pos.flatten(1).transpose(0, 1).unsqueeze(1))  # (h*w, 1, D)
         return torch.cat(tokens, dim=0), torch.cat(positions, dim=0)
@@ -414,12 +416,8 @@ class ACTPolicy(Policy):
             self.ensembler.reset()
 
     def _predict_chunk(self, obs: dict[str, Tensor], **kwargs) -> Tensor:
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             actions, _, _ = self.model(obs, self.image_features)
-        finally:
-            self.train(was_training)
         return actions
 
     @torch.no_grad()

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robokit.policies import onednn
+
 _BITS = 15
 _LEVELS = 1 << _BITS
 
@@ -78,7 +80,7 @@ class MultiheadAttention(nn.Module):
         self.dim, self.n_heads, self.dropout, self.fast_dropout = dim, n_heads, dropout, fast_dropout
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = onednn.Linear(dim, dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
@@ -88,10 +90,10 @@ class MultiheadAttention(nn.Module):
         d, h = self.dim, self.n_heads
         w, b = self.in_proj_weight, self.in_proj_bias
         if query is key:  # self-attention: one projection for q and k
-            q, k = F.linear(query, w[: 2 * d], b[: 2 * d]).chunk(2, dim=-1)
+            q, k = onednn.linear(query, w[: 2 * d], b[: 2 * d]).chunk(2, dim=-1)
         else:
-            q, k = F.linear(query, w[:d], b[:d]), F.linear(key, w[d : 2 * d], b[d : 2 * d])
-        v = F.linear(value, w[2 * d :], b[2 * d :])
+            q, k = onednn.linear(query, w[:d], b[:d]), onednn.linear(key, w[d : 2 * d], b[d : 2 * d])
+        v = onednn.linear(value, w[2 * d :], b[2 * d :])
         lq, batch = q.shape[:2]
         lk = k.shape[0]
         # (L, B, D) -> (B, H, L, D/H)

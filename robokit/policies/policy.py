@@ -16,13 +16,15 @@ import json
 import logging
 import os
 from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from robokit.policies import onednn
 from robokit.policies.config import (
     FeatureType,
     PolicyConfig,
@@ -105,6 +107,22 @@ class Policy(nn.Module):
                 if child is not self.normalizer:
                     child.to(dtype)
         return self
+
+    def train(self, mode: bool = True) -> "Policy":
+        """`nn.Module.train`; entering training also frees the weight copies of CPU inference (onednn)."""
+        if mode:
+            onednn.clear_cache(self)
+        return super().train(mode)
+
+    @contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode for one prediction, then the previous mode again (keeping the inference copies)."""
+        was_training = self.training
+        nn.Module.train(self, False)
+        try:
+            yield
+        finally:
+            nn.Module.train(self, was_training)
 
     def _to_network_dtype(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Floating tensors of a normalized batch in the network's dtype (a no-op in float32)."""

@@ -13,8 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
+
+from robokit.policies import onednn
 
 NORM_KINDS = ("batch", "frozen_batch", "group")
 
@@ -34,9 +37,13 @@ class FrozenBatchNorm2d(nn.Module):
         state_dict.pop(prefix + "num_batches_tracked", None)  # present in BatchNorm checkpoints
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def affine(self) -> tuple[Tensor, Tensor]:
+        """(scale, shift) per channel: the layer is x * scale + shift."""
         scale = self.weight * (self.running_var + self.eps).rsqrt()
-        shift = self.bias - self.running_mean * scale
+        return scale, self.bias - self.running_mean * scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale, shift = self.affine()
         return torch.addcmul(shift[None, :, None, None], x, scale[None, :, None, None])  # one pass over x
 
 
@@ -48,6 +55,28 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         return nn.GroupNorm(channels // 16, channels)
     raise ValueError(f"resnet norm {kind!r} is not one of {NORM_KINDS}")
+
+
+def conv_norm(
+    x: Tensor, conv: nn.Conv2d, norm: nn.Module, relu: bool = False, residual: Tensor | None = None
+) -> Tensor:
+    """`relu(norm(conv(x)) + residual)`, ReLU and residual optional.
+
+    A frozen batch norm is an affine map per channel, so it is folded into the convolution (weights
+    scaled, shift as the bias): one pass over the feature map instead of two, and in training one
+    less activation to keep and to differentiate (ACT's batch-8 480x640 step spent ~8% in it). On the
+    CPU without autograd the ReLU and residual add join oneDNN's convolution too (onednn.conv2d)."""
+    if not isinstance(norm, FrozenBatchNorm2d):
+        out = norm(conv(x))
+    elif onednn.active(x, conv.weight):
+        return onednn.conv2d(x, conv, norm, relu=relu, residual=residual)
+    else:
+        scale, shift = norm.affine()
+        weight = conv.weight * scale.to(conv.weight.dtype)[:, None, None, None]
+        out = F.conv2d(x, weight, shift.to(conv.weight.dtype), conv.stride, conv.padding, conv.dilation, conv.groups)
+    if residual is not None:
+        out = out + residual
+    return F.relu(out, inplace=True) if relu else out
 
 
 class BasicBlock(nn.Module):
@@ -67,10 +96,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        identity = x if self.downsample is None else conv_norm(x, self.downsample[0], self.downsample[1])
+        out = conv_norm(x, self.conv1, self.bn1, relu=True)
+        return conv_norm(out, self.conv2, self.bn2, relu=True, residual=identity)
 
 
 class ResNet18(nn.Module):
@@ -108,7 +136,7 @@ class ResNet18(nn.Module):
         # convolutions and max pooling are faster on it (max pool 8x, the whole 480x640 pass ~15% on CPU).
         # The weights stay in the default layout (fused AdamW needs parameter and state layouts to agree).
         x = x.contiguous(memory_format=torch.channels_last)
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(conv_norm(x, self.conv1, self.bn1, relu=True))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def classify(self, x: Tensor) -> Tensor:
