@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robokit.policies import onednn
 from robokit.policies.config import PolicyConfig, register_policy
 from robokit.policies.noise_schedulers import NoiseScheduler
 from robokit.policies.policy import Policy
@@ -155,7 +156,7 @@ class RgbEncoder(nn.Module):
         self.backbone.train()
         self.pool = SpatialSoftmax(fmap.shape[1], fmap.shape[2], fmap.shape[3], cfg.spatial_softmax_num_keypoints)
         self.feature_dim = cfg.spatial_softmax_num_keypoints * 2
-        self.out = nn.Linear(self.feature_dim, self.feature_dim)
+        self.out = onednn.Linear(self.feature_dim, self.feature_dim)
 
     def crop(self, x: Tensor) -> Tensor:
         if not self.crop_shape:
@@ -208,7 +209,7 @@ class Conv1d(nn.Conv1d):
         windows = F.pad(x, (pad, pad)).unfold(-1, k, stride)  # (B, C_in, T_out, k)
         t_out = windows.shape[2]
         cols = windows.permute(0, 2, 1, 3).reshape(b * t_out, c * k)  # (B*T_out, C_in*k)
-        out = F.linear(cols, self.weight.reshape(self.out_channels, -1), self.bias)  # (B*T_out, C_out)
+        out = onednn.linear(cols, self.weight.reshape(self.out_channels, -1), self.bias)  # (B*T_out, C_out)
         return out.reshape(b, t_out, -1).transpose(1, 2)  # (B, C_out, T_out)
 
 
@@ -221,7 +222,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
             return super().forward(x, output_size)
         (k,), (stride,), (pad,) = self.kernel_size, self.stride, self.padding
         b, c, t = x.shape
-        taps = torch.matmul(x.transpose(1, 2), self.weight.reshape(c, -1))  # (B, T, C_out*k)
+        taps = onednn.linear(x.transpose(1, 2), self.weight.reshape(c, -1).t())  # (B, T, C_out*k)
         full = (t - 1) * stride + k
         y = F.fold(taps.transpose(1, 2), (1, full), (1, k), stride=(1, stride)).reshape(b, self.out_channels, full)
         y = y[:, :, pad : full - pad]  # (B, C_out, (T-1)*stride - 2*pad + k)
@@ -248,14 +249,14 @@ class ConditionalResBlock1d(nn.Module):
         super().__init__()
         self.out_ch, self.film_scale = out_ch, film_scale
         self.conv1 = Conv1dBlock(in_ch, out_ch, kernel_size, n_groups)
-        self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, out_ch * 2 if film_scale else out_ch))
+        self.cond_encoder = nn.Sequential(nn.Mish(), onednn.Linear(cond_dim, out_ch * 2 if film_scale else out_ch))
         self.conv2 = Conv1dBlock(out_ch, out_ch, kernel_size, n_groups)
         self.residual_conv = Conv1d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
-    def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        # x: (B, in_ch, T); cond: (B, cond_dim)
+    def forward(self, x: Tensor, film: Tensor) -> Tensor:
+        # x: (B, in_ch, T); film: (B, out_ch or 2*out_ch) = cond_encoder(cond), cond (B, cond_dim)
         out = self.conv1(x)
-        film = self.cond_encoder(cond).unsqueeze(-1)  # (B, out_ch or 2*out_ch, 1)
+        film = film.unsqueeze(-1)  # (B, out_ch or 2*out_ch, 1)
         if self.film_scale:
             out = film[:, : self.out_ch] * out + film[:, self.out_ch :]
         else:
@@ -269,7 +270,9 @@ class ConditionalUnet1d(nn.Module):
     def __init__(self, cfg: DiffusionConfig, action_dim: int, global_cond_dim: int):
         super().__init__()
         e = cfg.diffusion_step_embed_dim
-        self.diffusion_step_encoder = nn.Sequential(SinusoidalPosEmb(e), nn.Linear(e, e * 4), nn.Mish(), nn.Linear(e * 4, e))
+        self.diffusion_step_encoder = nn.Sequential(
+            SinusoidalPosEmb(e), onednn.Linear(e, e * 4), nn.Mish(), onednn.Linear(e * 4, e)
+        )
         cond_dim = e + global_cond_dim
         dims = (action_dim, *cfg.down_dims)
         in_out = list(zip(dims[:-1], dims[1:]))  # [(A, d0), (d0, d1), ...]
@@ -293,21 +296,34 @@ class ConditionalUnet1d(nn.Module):
             Conv1d(cfg.down_dims[0], action_dim, 1),
         )
 
-    def forward(self, x: Tensor, timestep: Tensor, global_cond: Tensor) -> Tensor:
-        x = x.transpose(1, 2)  # (B, A, T)
+    def res_blocks(self) -> list[ConditionalResBlock1d]:
+        """The conditioned blocks in the order `forward` runs them."""
+        down = [blk for res1, res2, _ in self.down_modules for blk in (res1, res2)]
+        up = [blk for res1, res2, _ in self.up_modules for blk in (res1, res2)]
+        return [*down, *self.mid_modules, *up]
+
+    def films(self, timestep: Tensor, global_cond: Tensor) -> list[Tensor]:
+        """Each block's FiLM parameters (N, out_ch or 2*out_ch) for steps (N,) and conditions (N, G)."""
         emb = self.diffusion_step_encoder[0](timestep).to(self.diffusion_step_encoder[1].weight.dtype)
-        emb = self.diffusion_step_encoder[1:](emb)  # (B, e)
-        cond = torch.cat([emb.to(global_cond.dtype), global_cond], dim=-1)  # (B, e + G)
+        emb = self.diffusion_step_encoder[1:](emb)  # (N, e)
+        cond = torch.cat([emb.to(global_cond.dtype), global_cond], dim=-1)  # (N, e + G)
+        return [blk.cond_encoder(cond) for blk in self.res_blocks()]
+
+    def forward(self, x: Tensor, timestep: Tensor, global_cond: Tensor, films: list[Tensor] | None = None) -> Tensor:
+        """`films`: `self.films(timestep, global_cond)` computed beforehand (sampling computes them for
+        every step of a chunk in one pass, as they do not depend on the trajectory)."""
+        film = iter(self.films(timestep, global_cond) if films is None else films)
+        x = x.transpose(1, 2)  # (B, A, T)
         skips = []
         for res1, res2, down in self.down_modules:
-            x = res2(res1(x, cond), cond)
+            x = res2(res1(x, next(film)), next(film))
             skips.append(x)
             x = down(x)
         for mid in self.mid_modules:
-            x = mid(x, cond)
+            x = mid(x, next(film))
         for res1, res2, up in self.up_modules:
             x = torch.cat([x, skips.pop()], dim=1)  # skip connection from the same resolution
-            x = up(res2(res1(x, cond), cond))
+            x = up(res2(res1(x, next(film)), next(film)))
         return self.final_conv(x).transpose(1, 2)  # (B, T, A)
 
 
@@ -368,10 +384,25 @@ class DiffusionModel(nn.Module):
             raise ValueError(f"noise has shape {tuple(noise.shape)}; expected (batch, horizon, action_dim) = {shape}")
         noise = noise.to(global_cond.device, dtype)
 
+        films = self._films_per_step(global_cond)
+
         def denoise(x: Tensor, t: Tensor) -> Tensor:
-            return self.unet(x.to(net_dtype), t, global_cond).to(dtype)
+            step_films = None if films is None else films[int(t[0])]
+            return self.unet(x.to(net_dtype), t, global_cond, step_films).to(dtype)
 
         return self.scheduler.sample(denoise, noise, self.cfg.inference_steps, step_noise, generator)
+
+    def _films_per_step(self, global_cond: Tensor, max_bytes: int = 64 << 20) -> dict[int, list[Tensor]] | None:
+        """{timestep: the blocks' FiLM parameters} for every sampling step, computed in one batched pass
+        per block instead of one pass over the FiLM weights per step; None (per step) past `max_bytes`."""
+        timesteps = self.scheduler.timesteps(self.cfg.inference_steps)
+        b, n = global_cond.shape[0], len(timesteps)
+        width = sum(blk.cond_encoder[1].out_features for blk in self.unet.res_blocks())
+        if n * b * width * global_cond.element_size() > max_bytes:
+            return None
+        t = torch.tensor(timesteps, device=global_cond.device).repeat_interleave(b)  # (n*B,) step-major
+        films = self.unet.films(t, global_cond.repeat(n, 1))  # each (n*B, F)
+        return {step: [f[i * b : (i + 1) * b] for f in films] for i, step in enumerate(timesteps)}
 
 
 @register_policy
@@ -442,13 +473,9 @@ class DiffusionPolicy(Policy):
 
     def _predict_chunk(self, obs: dict[str, Tensor], noise=None, step_noise=None, generator=None) -> Tensor:
         """Normalized observation history -> normalized actions (B, n_action_steps, A), at least float32."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             global_cond = self.model.global_condition(self._to_network_dtype(obs), self.image_features)
             actions = self.model.generate_actions(global_cond, noise, step_noise, generator)  # (B, horizon, A)
-        finally:
-            self.train(was_training)
         start = self.config.n_obs_steps - 1  # the trajectory starts at the oldest observation step
         return actions[:, start : start + self.config.n_action_steps]
 
