@@ -17,6 +17,8 @@ matmul probe, and the peak memory (RSS on CPU, max allocated on CUDA).
 --bf16: inference with bf16 weights (`policy.to(torch.bfloat16)`; normalization and returned
 actions stay fp32; the max abs difference to fp32, in normalized action units, is printed), and
 training under bf16 autocast.
+ROBOKIT_ONEDNN=0 in the environment runs CPU inference on torch's plain ops instead of the oneDNN
+fast path (robokit/policies/onednn.py), for a before / after comparison.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from robokit.policies import Policy, make_config
+from robokit.policies import Policy, make_config, onednn
 
 
 def features(cams: int, hw: tuple[int, int], state: int, action: int) -> dict:
@@ -79,14 +81,17 @@ def timed(fn, repeats: int, warmup: int, device: str) -> list[float]:
     return out
 
 
-def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 1.0) -> float:
-    """Best GFLOP/s of square matmuls (n = 256 up to 2048, larger while one product takes < 50 ms)."""
+def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 1.0, packed: bool = False) -> float:
+    """Best GFLOP/s of square matmuls (n = 256 up to 2048, larger while one product takes < 50 ms);
+    `packed`: through oneDNN on a packed weight (robokit.policies.onednn, what CPU inference uses)."""
     best, n = 0.0, 256
     while True:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        a @ b  # warm-up
-        times = timed(lambda: a @ b, 3, 0, device)
+        with torch.inference_mode():
+            product = (lambda: onednn.linear(a, b)) if packed else (lambda: a @ b)
+            product()  # warm-up (and packing)
+            times = timed(product, 3, 0, device)
         best = max(best, 2 * n**3 / min(times) / 1e9)
         if n >= 2048 or min(times) > 0.05 or sum(times) > budget_s:
             return best
@@ -243,7 +248,13 @@ def main() -> None:
         machine = f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
     fp32 = matmul_gflops(torch.float32, args.device)
     bf16 = matmul_gflops(torch.bfloat16, args.device)
-    print(f"torch {torch.__version__}, {machine}; matmul probe: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
+    probe = f"matmul probe: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s"
+    if args.device == "cpu" and onednn.is_enabled():  # the packed oneDNN path the CPU inference takes
+        packed32 = matmul_gflops(torch.float32, args.device, packed=True)
+        packed16 = matmul_gflops(torch.bfloat16, args.device, packed=True)
+        probe += f" (oneDNN packed: {packed32:.0f} / {packed16:.0f}; shares below are of the larger)"
+        fp32, bf16 = max(fp32, packed32), max(bf16, packed16)
+    print(f"torch {torch.__version__}, {machine}; {probe}")
     print(f"mode: {'bf16 (weights for inference, autocast for training)' if args.bf16 else 'fp32'}; "
           f"shares below are of the {'bf16' if args.bf16 else 'fp32'} probe", flush=True)
     peak = bf16 if args.bf16 else fp32

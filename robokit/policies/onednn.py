@@ -17,12 +17,12 @@ The function is the same up to floating-point rounding (the order of summation a
 
 The fast path runs only where it is exact to use a frozen copy: on the CPU, float32 or bfloat16,
 without autograd (`torch.no_grad` / `torch.inference_mode`) and without autocast. Everything else
-(training, CUDA, other dtypes) takes the plain torch call. A prepared weight is cached per
-parameter and re-made when the parameter changes (its version counter: an optimizer step,
-`load_state_dict`, `copy_`), so it can never be stale; the copies cost memory equal to the weights
-they replace (about +1 GB for the default 263 M-parameter Diffusion U-Net). `clear_cache(module)`
-frees them (`Policy.train()` does), and `ROBOKIT_ONEDNN=0` in the environment or
-`set_enabled(False)` turns the fast path off.
+(training, CUDA, other dtypes, code traced by `torch.compile`) takes the plain torch call. A
+prepared weight is cached per parameter and re-made when the parameter changes (its version
+counter: an optimizer step, `load_state_dict`, `copy_`; or new data from `module.to`), so it is
+never stale. The copies cost memory equal to the weights they replace (about +1 GB for the default
+263 M-parameter Diffusion U-Net): `clear_cache(module)` frees them (`Policy.train()` does), and
+`ROBOKIT_ONEDNN=0` in the environment or `set_enabled(False)` turns the fast path off.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ def active(x: Tensor, *weights: Tensor) -> bool:
     """Whether the fast path applies to input `x` with these weights (see the module docstring)."""
     if not _enabled or x.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return False
+    if torch.compiler.is_compiling():  # torch.compile traces the plain ops and makes its own kernels
+        return False
     if x.dtype not in (torch.float32, torch.bfloat16) or any(w.dtype != x.dtype for w in weights):
         return False
     if x.dtype == torch.bfloat16 and not _bf16_supported():
@@ -100,8 +102,9 @@ def _owner(weight: Tensor) -> Tensor:
     return weight if weight._base is None else weight._base
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """`F.linear(x, weight, bias)`; on the fast path, oneDNN's matmul on a packed copy of `weight`.
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, relu: bool = False) -> Tensor:
+    """`F.linear(x, weight, bias)` (then ReLU if `relu`); on the fast path, oneDNN's matmul on a
+    packed copy of `weight`, with the ReLU fused into it.
 
     `weight` may be a view of a parameter (a slice of attention's in_proj_weight, a reshaped conv
     weight, a transpose): each view is packed once under its offset, shape and strides."""
@@ -112,12 +115,14 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         or x.shape[-1] != weight.shape[-1]
         or not active(x, weight, *(() if bias is None else (bias,)))
     ):
-        return F.linear(x, weight, bias)
+        out = F.linear(x, weight, bias)
+        return F.relu(out) if relu else out
     key = ("linear", weight.storage_offset(), tuple(weight.shape), tuple(weight.stride()))
     packed = _prepared(
         _owner(weight), key, lambda: torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
     )
-    out = torch.ops.mkldnn._linear_pointwise(x.reshape(rows, x.shape[-1]), packed, bias, "none", [], "")
+    x2d = x.reshape(rows, x.shape[-1])
+    out = torch.ops.mkldnn._linear_pointwise(x2d, packed, bias, "relu" if relu else "none", [], "")
     return out.reshape(*x.shape[:-1], weight.shape[0])
 
 
@@ -126,6 +131,10 @@ class Linear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         return linear(x, self.weight, self.bias)
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """`relu(self(x))`, fused on the fast path."""
+        return linear(x, self.weight, self.bias, relu=True)
 
 
 def conv2d(

@@ -32,6 +32,9 @@ def test_linear_matches_torch_on_views_and_batched_inputs():
     x = torch.randn(3, 7, 40)
     with torch.no_grad():
         assert torch.allclose(onednn.linear(x, weight, bias), F.linear(x, weight, bias), rtol=1e-5, atol=1e-5)
+        fused = onednn.linear(x, weight, bias, relu=True)  # the ReLU inside the matmul
+        assert torch.allclose(fused, F.relu(F.linear(x, weight, bias)), rtol=1e-5, atol=1e-5)
+        assert (fused == 0).any()
         part = weight[32:64]  # a slice, as attention's q/k/v projections use
         assert torch.allclose(
             onednn.linear(x, part, bias[32:64]), F.linear(x, part, bias[32:64]), rtol=1e-5, atol=1e-5
