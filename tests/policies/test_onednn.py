@@ -35,6 +35,8 @@ def test_linear_matches_torch_on_views_and_batched_inputs():
         fused = onednn.linear(x, weight, bias, relu=True)  # the ReLU inside the matmul
         assert torch.allclose(fused, F.relu(F.linear(x, weight, bias)), rtol=1e-5, atol=1e-5)
         assert (fused == 0).any()
+        strided = torch.randn(3, 40, 7).transpose(1, 2)  # a non-contiguous input, as ConvTranspose1d passes
+        assert torch.allclose(onednn.linear(strided, weight), F.linear(strided, weight), rtol=1e-5, atol=1e-5)
         part = weight[32:64]  # a slice, as attention's q/k/v projections use
         assert torch.allclose(
             onednn.linear(x, part, bias[32:64]), F.linear(x, part, bias[32:64]), rtol=1e-5, atol=1e-5
