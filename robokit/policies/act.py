@@ -262,7 +262,7 @@ class ACTModel(nn.Module):
             self.backbone = ResNet18(norm="frozen_batch")
             if cfg.pretrained_backbone_weights:
                 load_resnet_weights(self.backbone, cfg.pretrained_backbone_weights)
-            self.encoder_img_feat_input_proj = nn.Conv2d(ResNet18.out_channels, d, kernel_size=1)
+            self.encoder_img_feat_input_proj = onednn.Conv2d(ResNet18.out_channels, d, kernel_size=1)
         self.encoder = Encoder(cfg, cfg.n_encoder_layers)
         self.decoder = Decoder(cfg)
         if self.has_state:
@@ -308,8 +308,7 @@ class ACTModel(nn.Module):
         for fmap in maps:
             h, w = fmap.shape[-2:]
             pos = sinusoid_2d(h, w, self.cfg.dim_model, device=fmap.device, dtype=fmap.dtype)  # (D, h, w)
-            proj = self.encoder_img_feat_input_proj
-            feats = onednn.conv2d(fmap, proj) if onednn.active(fmap, proj.weight) else proj(fmap)  # (B, D, h, w)
+            feats = self.encoder_img_feat_input_proj(fmap)  # (B, D, h, w)
             tokens.append(feats.flatten(2).permute(2, 0, 1))  # (h*w, B, D)
             positions.append(pos.flatten(1).transpose(0, 1).unsqueeze(1))  # (h*w, 1, D)
         return torch.cat(tokens, dim=0), torch.cat(positions, dim=0)

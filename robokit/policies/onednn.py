@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.weak import WeakIdKeyDictionary
 
 _enabled = os.environ.get("ROBOKIT_ONEDNN", "1").strip().lower() not in ("0", "false", "no", "off")
-# parameter -> ((version, data pointer, dtype) when the entries were made, {key: prepared})
+# parameter -> ((version, data pointer, dtype) of it and its dependencies when made, {key: prepared})
 _cache: WeakIdKeyDictionary = WeakIdKeyDictionary()
 _bf16_ok: bool | None = None
 
@@ -74,10 +74,11 @@ def active(x: Tensor, *weights: Tensor) -> bool:
     return not torch.is_autocast_enabled("cpu")
 
 
-def _prepared(owner: Tensor, key: tuple, make: Callable[[], Any]) -> Any:
-    """What `make()` built from `owner` under `key`, cached; rebuilt after `owner` changed: in place
-    (its version counter) or by a new `.data` (`module.to(dtype)` keeps the Parameter object)."""
-    version = (owner._version, owner.data_ptr(), owner.dtype)
+def _prepared(owner: Tensor, key: tuple, make: Callable[[], Any], depends: tuple[Tensor, ...] = ()) -> Any:
+    """What `make()` built from `owner` (and `depends`) under `key`, cached; rebuilt after `owner` or one
+    of `depends` changed: in place (the version counter) or by a new `.data` (`module.to(dtype)` keeps
+    the Parameter object). A change drops every entry of `owner`."""
+    version = tuple((t._version, t.data_ptr(), t.dtype) for t in (owner, *depends))
     entry = _cache.get(owner)
     if entry is None or entry[0] != version:
         entry = (version, {})
@@ -137,6 +138,20 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias, relu=True)
 
 
+def plain(conv: nn.Conv2d) -> bool:
+    """Zero padding given as numbers: what `conv2d` supports."""
+    return conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+
+
+class Conv2d(nn.Conv2d):
+    """`nn.Conv2d` (same parameters and function) that takes the oneDNN fast path in CPU inference."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if plain(self) and active(x, self.weight, *(() if self.bias is None else (self.bias,))):
+            return conv2d(x, self)
+        return super().forward(x)
+
+
 def conv2d(
     x: Tensor,
     conv: nn.Conv2d,
@@ -148,14 +163,15 @@ def conv2d(
 
     `norm` is a per-channel affine map with an `affine() -> (scale, shift)` method (a frozen batch
     norm): `scale` is folded into the weights and `shift` becomes the bias. Only for plain
-    convolutions (zero padding) on the fast path; the caller checks `active` first. The cache key
-    covers the versions of the norm's buffers and the conv's bias, so new statistics re-fold."""
-    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+    convolutions (`plain(conv)`) on the fast path; the caller checks `active` first. The prepared
+    weight depends on the norm's tensors and the conv's bias too, so new statistics re-fold."""
+    if not plain(conv):
         raise ValueError(f"onednn.conv2d: padding {conv.padding!r} / {conv.padding_mode!r} is not supported")
     weight = conv.weight
     geometry = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
-    sources = [conv.bias] + ([] if norm is None else list(norm.buffers()) + list(norm.parameters()))
-    versions = tuple(-1 if t is None else t._version for t in sources)
+    depends = tuple(t for t in (conv.bias,) if t is not None)
+    if norm is not None:
+        depends += (*norm.buffers(), *norm.parameters())
 
     def fold() -> tuple[Tensor, Tensor | None]:
         w, bias = weight.float(), None if conv.bias is None else conv.bias.float()
@@ -168,7 +184,7 @@ def conv2d(
         )
         return packed, None if bias is None else bias.to(weight.dtype)
 
-    packed, bias = _prepared(weight, ("conv2d", id(norm), versions), fold)
+    packed, bias = _prepared(weight, ("conv2d",), fold, depends)
     x = x.contiguous(memory_format=torch.channels_last)
     unary = "relu" if relu else "none"
     if residual is None:

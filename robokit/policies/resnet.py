@@ -86,7 +86,6 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
         self.bn1 = make_norm(norm, channels)
-        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = make_norm(norm, channels)
         self.downsample = None
@@ -112,7 +111,6 @@ class ResNet18(nn.Module):
             raise ValueError(f"resnet norm {norm!r} is not one of {NORM_KINDS}")
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = make_norm(norm, 64)
-        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         widths, in_ch = (64, 128, 256, 512), 64
         for i, width in enumerate(widths):

@@ -103,3 +103,25 @@ def test_scheduler_schedule_and_noising():
     assert noisy[0].mean() > 0.99 and noisy[1].mean() < 0.05
     with pytest.raises(ValueError, match="num_inference_steps=0"):
         s.timesteps(0)
+
+
+def test_film_for_all_steps_at_once_equals_film_per_step():
+    """Sampling computes every block's FiLM for all steps in one pass (step-major rows); it must give
+    what the U-Net computes for each step on its own, for each sample of a batch."""
+    features = make_features(cams=(), state_dim=3, env_dim=4, action_dim=2)
+    policy = build(features, crop_shape=None, num_inference_steps=4).eval()
+    model = policy.model
+    cond = torch.randn(3, 2 * (3 + 4))  # (B, n_obs_steps * (state + env))
+    films = model._films_per_step(cond)
+    assert sorted(films) == sorted(model.scheduler.timesteps(4))
+    for t, per_block in films.items():
+        want = model.unet.films(torch.full((3,), t), cond)
+        for got, ref in zip(per_block, want, strict=True):
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+    assert model._films_per_step(cond, max_bytes=0) is None  # past the budget: per step
+    noise = torch.randn(3, 8, 2)
+    with torch.no_grad():
+        batched = model.generate_actions(cond, noise=noise, generator=torch.Generator().manual_seed(0))
+        model._films_per_step = lambda global_cond: None  # the per-step path
+        per_step = model.generate_actions(cond, noise=noise, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(batched, per_step, rtol=1e-5, atol=1e-5)

@@ -117,14 +117,27 @@ def test_resnet_fused_inference_matches_the_module_path_and_refolds_new_statisti
         assert cached(model.layer1[0].conv1.weight) == 1  # the fused path ran
         assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
 
-        state = {k: v.clone() for k, v in model.state_dict().items()}
-        state["layer4.1.bn2.running_mean"] += 3.0
-        model.load_state_dict(state)  # new statistics: the folded weights must follow
+        model.layer4[1].bn2.running_mean.add_(3.0)  # new statistics, the conv weight unchanged: must re-fold
         onednn.set_enabled(False)
         want = model(x)
         onednn.set_enabled(True)
         got = model(x)
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_conv2d_module_takes_the_fast_path_in_inference_only():
+    torch.manual_seed(0)
+    conv = onednn.Conv2d(8, 16, kernel_size=1)
+    x = torch.rand(2, 8, 5, 7)
+    with torch.no_grad():
+        got = conv(x)
+        assert cached(conv.weight) == 1
+        conv.bias.add_(1.0)  # the bias is part of what was prepared
+        torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got + 1.0, F.conv2d(x, conv.weight, conv.bias), rtol=1e-5, atol=1e-5)
+    onednn.clear_cache()
+    conv(x).sum().backward()
+    assert conv.weight.grad is not None and cached(conv.weight) == 0
 
 
 def test_resnet_training_keeps_torchs_path():
