@@ -409,7 +409,8 @@ class RecordConfig:
     keyboard: bool = True
     """Listen for next / re-record / stop keys."""
     policy_path: str | None = None
-    """Drive the robot with this trained policy (folder or hub repo id) instead of the teleoperator."""
+    """Drive the robot with this trained policy instead of the teleoperator: a training output folder
+    (its last checkpoint), a checkpoint or save_pretrained folder, or a hub repo id."""
     policy_device: str = "cpu"
     """Device the policy runs on (cpu, cuda, mps)."""
 
@@ -421,6 +422,14 @@ def record(argv: list[str]) -> int:
         RecordConfig, argv, prog="robokit record", description="Record teleoperated episodes into a dataset."
     )
     _terminate_as_interrupt()
+    if cfg.policy_path:  # a wrong path or an offline hub id fails here, before any hardware is touched
+        from robokit.policies.policy import resolve_pretrained_dir
+
+        try:
+            cfg.policy_path = str(resolve_pretrained_dir(cfg.policy_path))
+        except (FileNotFoundError, ConnectionError) as err:
+            print(f"robokit record: {err}", file=sys.stderr)
+            return 1
     robot = cfg.robot.build()
     teleop = None if (cfg.no_teleop or cfg.policy_path) else cfg.teleop.build_for(robot, cfg.fps)
     events = rec.RecordEvents()

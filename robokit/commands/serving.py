@@ -2,7 +2,7 @@
 
     robokit serve --host 127.0.0.1 --port 8080
     robokit run-policy --robot.type so101_follower --robot.port /dev/ttyACM0 --server 127.0.0.1:8080 \\
-        --policy outputs/train/checkpoints/last/pretrained_model --fps 30
+        --policy outputs/train --fps 30
     robokit run-policy --virtual --policy PATH --local          # a virtual arm, the policy in-process
     robokit run-policy --env aloha_transfer_cube --policy PATH --server 127.0.0.1:8080
 """
@@ -51,7 +51,7 @@ class RunPolicyConfig:
     """Options of `robokit run-policy`."""
 
     policy: str
-    """Policy folder (save_pretrained / a training checkpoint) or hub repo id; the server loads it."""
+    """A training output folder (its last checkpoint), a checkpoint or save_pretrained folder, or a hub repo id."""
     server: str = "127.0.0.1:8080"
     """Policy server HOST:PORT (ignored with --local)."""
     local: bool = False
@@ -188,7 +188,7 @@ def run_policy(argv: list[str]) -> int:
     _terminate_as_interrupt()
     try:
         stats = run_policy_config(cfg)
-    except (ServerUnavailableError, ServerError, ValueError, FileNotFoundError) as err:
+    except (ServerUnavailableError, ServerError, ValueError, FileNotFoundError, ConnectionError) as err:
         print(f"robokit run-policy: {err}", file=sys.stderr)
         return 1
     print(stats.report())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,12 +105,8 @@ def load_policy(spec: str, env_name: str, seed: int, device: str = "cpu"):
         env.close()
         return RandomPolicy(space.low, space.high, seed=seed)
     from robokit.policies import Policy
-    from robokit.training.checkpoint import last_checkpoint
 
-    last = last_checkpoint(Path(spec)) if Path(spec).is_dir() else None
-    if last is not None:  # a `robokit train` output folder: its latest checkpoint
-        spec = str(last / "pretrained_model")
-    return Policy.from_pretrained(spec).to(device)
+    return Policy.from_pretrained(spec).to(device)  # every path form: see resolve_pretrained_dir
 
 
 class _PerEnvExperts:
@@ -132,7 +129,11 @@ def eval_main(argv: list[str]) -> int:
     cfg = parse(EvalConfig, argv, prog="robokit eval")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)
+    try:
+        policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)
+    except (FileNotFoundError, ConnectionError) as err:  # a wrong path or an offline hub id: one line
+        print(f"robokit eval: {err}", file=sys.stderr)
+        return 1
     kwargs = dict(n_episodes=cfg.episodes, batch_size=cfg.batch_size, seed=cfg.seed, videos_dir=out / "videos",
                   max_videos=cfg.max_videos, fast_render=cfg.fast_render, image_size=cfg.image_size)
     if isinstance(policy, _PerEnvExperts):

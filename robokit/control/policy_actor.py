@@ -1,6 +1,6 @@
 """A trained policy as the action source of a control loop (the robot runs the policy).
 
-    actor = PolicyActor.from_pretrained("outputs/train/.../pretrained_model", robot, task="pick the cube")
+    actor = PolicyActor.from_pretrained("outputs/train", robot, task="pick the cube")
     action = actor(robot.get_observation())       # {"shoulder_pan.pos": ..., ...}
 
 Observations become the policy's batch exactly as a dataset frame would (`observation.state`

@@ -2,7 +2,7 @@
 
     from robokit.policies import Policy, make_config
     policy = Policy.build(make_config("act", chunk_size=20), dataset.features, dataset.meta.stats)
-    policy = Policy.from_pretrained("outputs/train/checkpoints/last/pretrained_model")
+    policy = Policy.from_pretrained("outputs/train")   # a training output (its last checkpoint), a folder or a hub id
 """
 
 from robokit.policies.config import (

@@ -5,6 +5,7 @@
     action = policy.select_action(observation)   # raw observation in, raw action out
     policy.save_pretrained("out/")               # config.json + model.safetensors + normalization.safetensors
     policy = Policy.from_pretrained("out/")      # any registered type; LeRobot folders too
+    policy = Policy.from_pretrained("outputs/train")   # a training output: its last checkpoint (see resolve_pretrained_dir)
 
 Observations are dicts of tensors keyed by feature name with a batch dimension; images are
 float in [0, 1], (B, C, H, W).
@@ -247,7 +248,8 @@ class Policy(nn.Module):
         path_or_repo_id: str | os.PathLike, *, revision: str | None = None, device: str | torch.device = "cpu",
         **config_overrides,
     ) -> "Policy":
-        """Load a policy saved by `save_pretrained` (any type) or by LeRobot, from a folder or a hub repo id."""
+        """Load a policy saved by `save_pretrained` (any type) or by LeRobot: a folder, a training output or
+        checkpoint folder, `checkpoints/last[/pretrained_model]`, or a hub repo id (`resolve_pretrained_dir`)."""
         directory = resolve_pretrained_dir(path_or_repo_id, revision)
         from robokit.policies import lerobot_compat
 
@@ -280,14 +282,94 @@ def _at_least_float32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def resolve_pretrained_dir(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
-    """A local folder as is; otherwise a hub repo id downloaded with huggingface_hub."""
-    path = Path(path_or_repo_id).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or str(path_or_repo_id).startswith((".", "/", "~")) or str(path_or_repo_id).count("/") != 1:
-        raise FileNotFoundError(f"policy folder {str(path_or_repo_id)!r} does not exist (and is not a hub repo id)")
-    from huggingface_hub import snapshot_download
+POLICY_PATH_FORMS = (
+    "a folder written by save_pretrained (config.json + model.safetensors)",
+    "a `robokit train` output folder (its last checkpoint)",
+    "a checkpoint folder (OUTPUT/checkpoints/<step>, its pretrained_model)",
+    "OUTPUT/checkpoints/last or OUTPUT/checkpoints/last/pretrained_model",
+    "a hub repo id (owner/name)",
+)
 
-    logger.info("downloading policy %s from the hub", path_or_repo_id)
-    return Path(snapshot_download(str(path_or_repo_id), revision=revision))
+
+def resolve_pretrained_dir(path_or_repo_id: str | os.PathLike, revision: str | None = None) -> Path:
+    """The folder holding a policy's config.json, for every form a user may give (POLICY_PATH_FORMS):
+    a save_pretrained folder as is, a training output folder or a checkpoint folder down to its
+    pretrained_model, `checkpoints/last` (a text file naming the step) followed, or a hub repo id
+    downloaded with huggingface_hub. The one path rule of `eval`, `serve`, `run-policy`, `record`."""
+    text = str(path_or_repo_id)
+    path = _follow_last_pointer(Path(text).expanduser())
+    if path.exists():
+        return _pretrained_dir_in(path, text)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1 or "\\" in text:
+        raise FileNotFoundError(f"policy folder {text!r} does not exist; expected {_forms()}")
+    return _download_policy(text, revision)
+
+
+def _forms() -> str:
+    return "one of: " + "; ".join(POLICY_PATH_FORMS)
+
+
+def _follow_last_pointer(path: Path) -> Path:
+    """`.../checkpoints/last[/rest]` where `last` is the training's text file -> `.../checkpoints/<step>[/rest]`."""
+    parts = path.parts
+    for i, part in enumerate(parts):
+        prefix = Path(*parts[: i + 1])
+        if part == "last" and prefix.is_file():
+            step = prefix.read_text().strip()
+            if not step or "/" in step or not (prefix.parent / step).is_dir():
+                raise FileNotFoundError(f"{prefix} names checkpoint {step!r}, which is not a folder in {prefix.parent}")
+            return Path(prefix.parent / step, *parts[i + 1 :])
+    return path
+
+
+def _pretrained_dir_in(path: Path, given: str) -> Path:
+    """Down from a training output or checkpoint folder to the folder with config.json."""
+    if path.is_file():
+        if path.name in (CONFIG_NAME, WEIGHTS_NAME):
+            return path.parent
+        raise FileNotFoundError(f"policy path {given!r} is a file; expected {_forms()}")
+    if (path / CONFIG_NAME).is_file():
+        return path
+    if (path / "pretrained_model").is_dir():
+        return _pretrained_dir_in(path / "pretrained_model", given)
+    checkpoints = path / "checkpoints"
+    if checkpoints.is_dir():
+        last = checkpoints / "last"
+        if last.exists():  # robokit writes a text file; LeRobot a symlink to the step folder
+            return _pretrained_dir_in(_follow_last_pointer(last), given)
+        steps = sorted((p for p in checkpoints.iterdir() if p.name.isdigit() and p.is_dir()), key=lambda p: int(p.name))
+        if steps:
+            return _pretrained_dir_in(steps[-1], given)
+        raise FileNotFoundError(f"training output {given!r} has no checkpoint yet (checkpoints/ is empty)")
+    raise FileNotFoundError(f"policy folder {given!r} holds no {CONFIG_NAME}, pretrained_model/ or checkpoints/; "
+                            f"expected {_forms()}")
+
+
+def _download_policy(repo_id: str, revision: str | None) -> Path:
+    """A hub repo's snapshot; offline or unknown repos raise one-line ConnectionError / FileNotFoundError."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    logger.info("downloading policy %s from the hub", repo_id)
+    not_local = f"no local folder {repo_id!r} either"
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except HFValidationError as err:
+        raise FileNotFoundError(f"policy {repo_id!r} is neither a local folder nor a valid hub repo id ({err}); "
+                                f"expected {_forms()}") from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(f"policy {repo_id!r}: no such hub repo (or it is private: log in with "
+                                f"`huggingface-cli login`), and {not_local}") from None
+    except RevisionNotFoundError:
+        raise FileNotFoundError(f"policy {repo_id!r}: the hub repo has no revision {revision!r}") from None
+    except LocalEntryNotFoundError:  # offline (HF_HUB_OFFLINE or no connection) and not in the cache
+        raise ConnectionError(f"policy {repo_id!r}: cannot reach the hub (offline) and it is not in the local cache; "
+                              f"{not_local}") from None
+    except OSError as err:  # requests' connection errors and timeouts are OSErrors
+        raise ConnectionError(f"policy {repo_id!r}: cannot download it from the hub ({type(err).__name__}: {err}); "
+                              f"{not_local}") from None

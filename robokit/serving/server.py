@@ -77,16 +77,22 @@ class ServeConfig:
 
 
 class PolicyCache:
-    """Policies by (path, revision, device), loaded once (`loader(path, revision, device)`)."""
+    """Policies by (path, revision, device), loaded once (`loader(path, revision, device)`).
+
+    With the default loader a path is first resolved to its policy folder (`resolve_pretrained_dir`),
+    so `outputs/train` and `outputs/train/checkpoints/last` share one entry, and a training output
+    that gained a checkpoint since loads the new one."""
 
     def __init__(self, loader: Callable[[str, str | None, str], Any] | None = None):
         self.loader = loader or _load_pretrained
+        self.resolve = _resolve_pretrained if loader is None else (lambda path, revision: path)
         self._entries: dict[tuple, tuple[Any, float, threading.Lock]] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}
 
     def get(self, path: str, revision: str | None, device: str) -> tuple[Any, float, bool, threading.Lock]:
         """(policy, load_ms, from_cache, the lock that serializes calls into it)."""
+        path = self.resolve(path, revision)
         key = (path, revision or "", device)
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
@@ -103,6 +109,12 @@ class PolicyCache:
 
     def names(self) -> list[str]:
         return [f"{path}@{device}" for path, _, device in self._entries]
+
+
+def _resolve_pretrained(path: str, revision: str | None) -> str:
+    from robokit.policies.policy import resolve_pretrained_dir
+
+    return str(resolve_pretrained_dir(path, revision))
 
 
 def _load_pretrained(path: str, revision: str | None, device: str):
@@ -182,6 +194,8 @@ class PolicyServicer(pb_grpc.PolicyServerServicer):
             policy, load_ms, cached, model_lock = self.cache.get(request.policy_path, request.revision or None, device)
         except FileNotFoundError as err:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Setup: {err}")
+        except ConnectionError as err:  # a hub id while the server is offline
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"Setup: on the server: {err}")
         except Exception as err:
             logger.exception("loading %s failed", request.policy_path)
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
