@@ -60,7 +60,12 @@ class RunPolicyConfig:
     virtual: bool = False
     """Start a virtual arm of --robot.type (an emulated servo bus) and drive it: no hardware needed."""
     env: str | None = None
-    """Drive a simulated env through SimRobot instead of a robot, e.g. aloha_transfer_cube."""
+    """Drive a simulated env through SimRobot instead of a robot, e.g. pusht or aloha_transfer_cube (it also
+    sends observation.environment_state, so a policy trained on `robokit demos` data runs on it)."""
+    env_cameras: tuple[str, ...] | None = None
+    """With --env: cameras to render (default: the env's; `--env-cameras` alone: none, for a state-only policy)."""
+    env_image_size: tuple[int, int] | None = None
+    """With --env: (height, width) of camera images, as recorded with `robokit demos --image-size` (default: the env's)."""
     fps: float = 30.0
     """Control rate: one action per tick."""
     mode: Literal["async", "sync"] = "async"
@@ -162,7 +167,7 @@ def _build_robot(cfg: RunPolicyConfig, stack: ExitStack):
     if cfg.env:
         from robokit.envs.sim_robot import SimRobot, SimRobotConfig
 
-        return SimRobot(SimRobotConfig(env=cfg.env))
+        return SimRobot(SimRobotConfig(env=cfg.env, cameras=cfg.env_cameras, image_size=cfg.env_image_size))
     if cfg.virtual:
         from robokit.robots.registry import VIRTUAL_ARMS
         from robokit.robots.virtual import VirtualArm

@@ -8,9 +8,11 @@ policy server run end to end with no hardware.
     robot.disconnect()
 
 Hardware convention: each state/action dimension is a `"<name>.pos"` float, each camera a
-`(H, W, 3)` image; the env's `observation.environment_state` is not a robot observation. An
-episode that ends (success or time limit) is reset on the next action; `last_info` keeps the
-last step's reward, termination and success.
+`(H, W, 3)` image. The env's `observation.environment_state` (object poses: what `robokit demos`
+records and env-state policies are trained on) is no joint: it comes separately, as the dataset
+feature `environment_state_feature` and the vector `get_environment_state()`, which the policy
+client (`serving.RobotIO`) sends along. An episode that ends (success or time limit) is reset on
+the next action; `last_info` keeps the last step's reward, termination and success.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class SimRobotConfig(RobotConfig):
     """No shadows or multisampling in MuJoCo images."""
     image_size: tuple[int, int] | None = None
     """(height, width) of camera images (default: the env's)."""
+    cameras: tuple[str, ...] | None = None
+    """Cameras to render (default: the env's; empty: none, for state-only policies)."""
 
 
 class SimRobot(Robot):
@@ -50,7 +54,7 @@ class SimRobot(Robot):
         self._obs: dict[str, np.ndarray] | None = None
         self._needs_reset = False
         self.last_info: dict[str, Any] = {}
-        self._features = self.spec.features(image_size=config.image_size)
+        self._features = self.spec.features(cameras=config.cameras, image_size=config.image_size)
 
     @property
     def robot_type(self) -> str:
@@ -69,6 +73,16 @@ class SimRobot(Robot):
         return feats
 
     @property
+    def environment_state_feature(self) -> dict[str, Any]:
+        """The dataset feature of `observation.environment_state` ({dtype, shape, names}), as `robokit demos` records it."""
+        return dict(self._features["observation.environment_state"])
+
+    def get_environment_state(self):
+        """The current `observation.environment_state` vector (float32)."""
+        self._require()
+        return np.asarray(self._obs["observation.environment_state"], dtype=np.float32)
+
+    @property
     def action_features(self) -> dict[str, Any]:
         return {self._hw_name(n): float for n in self._features["action"]["names"]}
 
@@ -82,7 +96,7 @@ class SimRobot(Robot):
         from robokit.envs.registry import make_single_env
 
         self._env = make_single_env(self.spec.name, seed=self.config.seed, fast_render=self.config.fast_render,
-                                    image_size=self.config.image_size)
+                                    cameras=self.config.cameras, image_size=self.config.image_size)
         self._obs, _ = self._env.reset()
         self._needs_reset = False
 

@@ -66,7 +66,11 @@ class ClientConfig:
 
 
 class RobotIO:
-    """A robokit Robot seen as policy features: observation vectors/frames in, action vectors out."""
+    """A robokit Robot seen as policy features: observation vectors/frames in, action vectors out.
+
+    A robot that also knows its environment's state (a simulated one: `SimRobot`) gives it as
+    `environment_state_feature` + `get_environment_state()`; it is sent as
+    `observation.environment_state`, so policies trained on sim demos deploy on the sim robot."""
 
     def __init__(self, robot):
         from robokit.control.dataset_features import hw_to_dataset_features
@@ -74,12 +78,20 @@ class RobotIO:
         self.robot = robot
         self.features = {**hw_to_dataset_features(robot.observation_features, "observation"),
                          **hw_to_dataset_features(robot.action_features, "action")}
+        env_state = getattr(robot, "environment_state_feature", None)
+        if env_state is not None:
+            self.features["observation.environment_state"] = dict(env_state)
         self.done = False
 
     def observe(self) -> dict[str, np.ndarray]:
         from robokit.control.dataset_features import build_dataset_frame
 
-        return build_dataset_frame(self.features, self.robot.get_observation(), "observation")
+        env_key = "observation.environment_state"
+        hardware = {k: v for k, v in self.features.items() if k != env_key}
+        frame = build_dataset_frame(hardware, self.robot.get_observation(), "observation")
+        if env_key in self.features:  # read after get_observation(): the same instant
+            frame[env_key] = np.asarray(self.robot.get_environment_state(), dtype=np.float32)
+        return frame
 
     def act(self, action: np.ndarray) -> None:
         from robokit.control.dataset_features import frame_to_action
