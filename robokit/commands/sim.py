@@ -16,13 +16,14 @@ class DemosConfig:
     """Record a scripted expert's successful episodes in a simulated env into a RobotDataset."""
 
     env: str
-    """Env name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task> (may also be given first, unflagged)."""
+    """Env name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>; or several into one dataset: a group
+    (metaworld/mt10) or a list (metaworld/reach,push,drawer-open). May also be given first, unflagged."""
     episodes: int = 10
-    """Number of (successful) episodes to save."""
+    """Number of (successful) episodes to save, per env."""
     out: str = "demos"
     """Dataset folder to create (must be empty or missing)."""
     seed: int = 0
-    """Attempt k is seeded with seed + k."""
+    """Attempt k (of each env) is seeded with seed + k; the saved episodes' seeds go to meta/demos.json."""
     fast_render: bool = False
     """No shadows or multisampling in MuJoCo images (several times faster on a CPU)."""
     keep_failed: bool = False
@@ -52,7 +53,8 @@ class EvalConfig:
     policy: str
     """A policy folder / hub repo id, a `robokit train` output folder (its last checkpoint), `expert` or `random`."""
     env: str
-    """Env or group name: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/easy..."""
+    """Env, group or list: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/mt10,
+    metaworld/reach,push,drawer-open..."""
     episodes: int = 10
     """Episodes per env."""
     batch_size: int = 1
@@ -69,15 +71,25 @@ class EvalConfig:
     """Torch device of a learned policy."""
     image_size: tuple[int, int] | None = None
     """(height, width) of camera images (default: the env's)."""
+    shuffle_instructions: bool = False
+    """Give each env of a group another env's instruction (env i gets env i+1's): does language matter?"""
+    demos: str | None = None
+    """A dataset recorded by `robokit demos`: refuse evaluation seeds that reset one of its demonstrations."""
 
 
 def demos_main(argv: list[str]) -> int:
     from robokit.cli import parse
     from robokit.envs.demos import record_demos
+    from robokit.envs.registry import expand_env_name
 
     if argv and not argv[0].startswith("-"):  # `robokit demos ENV ...` is `robokit demos --env ENV ...`
         argv = ["--env", *argv]
     cfg = parse(DemosConfig, argv, prog="robokit demos", description="usage: robokit demos ENV [--episodes N] [--out DIR] ...")
+    try:
+        expand_env_name(cfg.env)
+    except ValueError as err:
+        print(f"robokit demos: {err}", file=sys.stderr)
+        return 2
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
                            image_size=cfg.image_size, cameras=cfg.cameras, full_episodes=cfg.full_episodes,
@@ -123,10 +135,20 @@ class _PerEnvExperts:
 
 def eval_main(argv: list[str]) -> int:
     from robokit.cli import parse
-    from robokit.envs.evaluation import evaluate
+    from robokit.envs.evaluation import check_unseen_seeds, evaluate, shuffled_instructions, success_table
+    from robokit.envs.evaluation import success_table_markdown
     from robokit.envs.registry import expand_env_name
 
     cfg = parse(EvalConfig, argv, prog="robokit eval")
+    try:  # the user's names and seeds, checked before anything loads or runs
+        names = expand_env_name(cfg.env)
+        if cfg.shuffle_instructions:
+            shuffled_instructions(names)
+        if cfg.demos is not None:
+            check_unseen_seeds(cfg.env, cfg.seed, cfg.episodes, cfg.demos)
+    except ValueError as err:
+        print(f"robokit eval: {err}", file=sys.stderr)
+        return 2
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -135,20 +157,17 @@ def eval_main(argv: list[str]) -> int:
         print(f"robokit eval: {err}", file=sys.stderr)
         return 1
     kwargs = dict(n_episodes=cfg.episodes, batch_size=cfg.batch_size, seed=cfg.seed, videos_dir=out / "videos",
-                  max_videos=cfg.max_videos, fast_render=cfg.fast_render, image_size=cfg.image_size)
-    if isinstance(policy, _PerEnvExperts):
-        per_env = {name: evaluate(policy.for_env(name), name, **kwargs) for name in expand_env_name(cfg.env)}
-        episodes = [{**e, "env": n} for n, r in per_env.items() for e in r["per_episode"]]
-        from robokit.envs.evaluation import _aggregate
-
-        info = {"env": cfg.env, "per_env": per_env, "per_episode": episodes,
-                "aggregated": _aggregate(episodes, sum(r["aggregated"]["eval_s"] for r in per_env.values())),
-                "video_paths": [p for r in per_env.values() for p in r["video_paths"]],
-                "n_episodes": cfg.episodes, "batch_size": cfg.batch_size, "seed": cfg.seed}
-    else:
-        info = evaluate(policy, cfg.env, **kwargs)
+                  max_videos=cfg.max_videos, fast_render=cfg.fast_render, image_size=cfg.image_size,
+                  shuffle_instructions=cfg.shuffle_instructions)
+    info = evaluate(policy, cfg.env, **kwargs)
     info["policy"] = cfg.policy
     (out / "eval_info.json").write_text(json.dumps(info, indent=2))
+    rows = success_table(info)
+    table = success_table_markdown(rows)
+    (out / "success_table.md").write_text(table + "\n")
+    (out / "success_table.json").write_text(json.dumps(rows, indent=2))
+    if len(names) > 1:
+        print(table)
     agg = info["aggregated"]
     print(f"{cfg.env}: success {agg['pc_success']:.1f}% over {agg['n_episodes']} episodes, "
           f"avg sum reward {agg['avg_sum_reward']:.2f}, avg max reward {agg['avg_max_reward']:.2f}, "

@@ -42,9 +42,73 @@ DIFFICULTY_GROUPS: dict[str, tuple[str, ...]] = {
 }
 TASK_NAMES: tuple[str, ...] = tuple(t for group in DIFFICULTY_GROUPS.values() for t in group)
 
+MT10: tuple[str, ...] = (
+    "reach", "push", "pick-place", "door-open", "drawer-open", "drawer-close", "button-press-topdown",
+    "peg-insert-side", "window-open", "window-close",
+)
+"""The ten tasks of Meta-World's MT10 benchmark (`metaworld.MT10`), in the package's order."""
+
+# One plain-language instruction per task: what a language-conditioned policy is told, and the
+# `task` string of every recorded frame. Written from what each task's success criterion checks.
+INSTRUCTIONS: dict[str, str] = {
+    "assembly": "Pick up the ring and put it onto the peg.",
+    "basketball": "Pick up the ball and dunk it into the basket.",
+    "bin-picking": "Move the puck from the red bin into the blue bin.",
+    "box-close": "Pick up the lid and put it on the box.",
+    "button-press": "Press the button from the front.",
+    "button-press-topdown": "Press the button down from the top.",
+    "button-press-topdown-wall": "Press the button down from the top, behind the wall.",
+    "button-press-wall": "Press the button from the front, reaching past the wall.",
+    "coffee-button": "Press the button on the coffee machine.",
+    "coffee-pull": "Pull the mug away from the coffee machine.",
+    "coffee-push": "Push the mug under the coffee machine.",
+    "dial-turn": "Turn the dial.",
+    "disassemble": "Lift the ring off the peg.",
+    "door-close": "Close the door.",
+    "door-lock": "Turn the lock to lock the door.",
+    "door-open": "Open the door.",
+    "door-unlock": "Turn the lock to unlock the door.",
+    "drawer-close": "Close the drawer.",
+    "drawer-open": "Open the drawer.",
+    "faucet-close": "Turn the faucet handle to close the faucet.",
+    "faucet-open": "Turn the faucet handle to open the faucet.",
+    "hammer": "Pick up the hammer and hammer the nail into the wall.",
+    "hand-insert": "Push the puck into the hole in the table.",
+    "handle-press": "Press the handle down.",
+    "handle-press-side": "Press the handle down from the side.",
+    "handle-pull": "Pull the handle up.",
+    "handle-pull-side": "Pull the handle up from the side.",
+    "lever-pull": "Pull the lever up.",
+    "peg-insert-side": "Pick up the peg and insert it sideways into the hole.",
+    "peg-unplug-side": "Pull the peg out of the hole sideways.",
+    "pick-out-of-hole": "Pick the peg up out of the hole.",
+    "pick-place": "Pick up the puck and place it at the goal.",
+    "pick-place-wall": "Pick up the puck, lift it over the wall and place it at the goal.",
+    "plate-slide": "Slide the plate into the cabinet.",
+    "plate-slide-back": "Slide the plate back out of the cabinet.",
+    "plate-slide-back-side": "Slide the plate sideways out of the cabinet.",
+    "plate-slide-side": "Slide the plate sideways into the cabinet.",
+    "push": "Push the puck to the goal.",
+    "push-back": "Pull the puck back to the goal.",
+    "push-wall": "Push the puck around the wall to the goal.",
+    "reach": "Reach the goal with the gripper.",
+    "reach-wall": "Reach over the wall to the goal with the gripper.",
+    "shelf-place": "Pick up the puck and place it on the shelf.",
+    "soccer": "Push the ball into the goal.",
+    "stick-pull": "Grasp the stick and pull the box with it.",
+    "stick-push": "Grasp the stick and push the box with it.",
+    "sweep": "Sweep the puck off the table.",
+    "sweep-into": "Sweep the puck into the hole.",
+    "window-close": "Slide the window closed.",
+    "window-open": "Slide the window open.",
+}
+
 
 def task_description(task: str) -> str:
-    return task.replace("-", " ").capitalize() + "."
+    """The plain-language instruction of an MT50 task, e.g. "Open the drawer." for "drawer-open"."""
+    if task not in INSTRUCTIONS:
+        raise ValueError(f"task_description: task={task!r} is not an MT50 task; expected one of {sorted(INSTRUCTIONS)}")
+    return INSTRUCTIONS[task]
 
 
 def state_names() -> list[str]:

@@ -5,13 +5,15 @@ Names:
     aloha_transfer_cube          ALOHA bimanual cube hand-over (gym-aloha)
     aloha_insertion              ALOHA bimanual peg insertion (gym-aloha)
     metaworld/<task>             one of the 50 Meta-World MT50 tasks, e.g. metaworld/door-open
-    metaworld/<group>            a group of tasks (easy, medium, hard, very_hard, mt50); expands
+    metaworld/<group>            a group of tasks (mt10, easy, medium, hard, very_hard, mt50); expands
                                  to several envs: use `make_envs` / `expand_env_name`
+    A,B,...                      a comma-separated list of env names; a bare task after a `metaworld/`
+                                 name is a Meta-World task too: metaworld/reach,push,drawer-open
 
 The returned vector env carries the same contract as a robot and a dataset:
     env.features   {name: {"dtype", "shape", "names"}} (images as dtype "video")
     env.fps        control rate of the recorded data
-    env.task       the task string recorded with each frame
+    env.task       the task string recorded with each frame (Meta-World: the task's instruction)
     env.max_episode_steps, env.name, env.cameras
 Observations are dicts of batched arrays keyed by those feature names; actions are (n_envs, action_dim).
 """
@@ -121,7 +123,10 @@ def _registry() -> dict[str, EnvSpec]:
 def _groups() -> dict[str, list[str]]:
     from robokit.envs.metaworld import DIFFICULTY_GROUPS, TASK_NAMES
 
-    groups = {f"metaworld/{g}": [f"metaworld/{t}" for t in tasks] for g, tasks in DIFFICULTY_GROUPS.items()}
+    from robokit.envs.metaworld import MT10
+
+    groups = {"metaworld/mt10": [f"metaworld/{t}" for t in MT10]}
+    groups.update({f"metaworld/{g}": [f"metaworld/{t}" for t in tasks] for g, tasks in DIFFICULTY_GROUPS.items()})
     groups["metaworld/mt50"] = [f"metaworld/{t}" for t in TASK_NAMES]
     return groups
 
@@ -132,8 +137,9 @@ def available_envs() -> list[str]:
 
 
 def _canonical(name: str) -> str:
-    if name.startswith("metaworld/") and name.endswith("-v3"):
-        name = name.removesuffix("-v3")
+    name = name.strip()
+    if name.lower().startswith("metaworld/"):  # Meta-World's own spelling: "MT10", "push-v3"
+        name = name.lower().removesuffix("-v3")
     return name
 
 
@@ -145,15 +151,34 @@ def get_spec(name: str) -> EnvSpec:
     registry = _registry()
     if canonical in registry:
         return registry[canonical]
-    if canonical in _groups():
-        raise ValueError(f"env {name!r} is a group of {len(_groups()[canonical])} envs; "
-                         "use make_envs() / expand_env_name() for groups, or name one task")
+    if canonical in _groups() or "," in canonical:
+        raise ValueError(f"env {name!r} names several envs; "
+                         "use make_envs() / expand_env_name() for groups and lists, or name one task")
     raise ValueError(f"unknown env {name!r}.{suggest(canonical, available_envs())} "
                      f"Known: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/<group>")
 
 
 def expand_env_name(name: str) -> list[str]:
-    """A group name -> its env names; a single env name -> [it] (checked)."""
+    """A group name -> its env names; "A,B,..." -> each item's; a single env name -> [it] (checked).
+
+    In a list, a bare item after a `metaworld/...` item is a Meta-World task or group:
+    "metaworld/reach,push-v3,drawer-open" -> metaworld/reach, metaworld/push, metaworld/drawer-open.
+    """
+    if "," in name:
+        names: list[str] = []
+        family = ""
+        for item in (i.strip() for i in name.split(",")):
+            if not item:
+                raise ValueError(f"env list {name!r} has an empty item; expected names separated by single commas")
+            if "/" in item:
+                family = item.split("/", 1)[0] + "/"
+            elif family and _canonical(item) not in {*_registry(), *_groups()}:
+                item = family + item
+            names += expand_env_name(item)
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"env list {name!r} names {repeated} more than once; expected each env once")
+        return names
     canonical = _canonical(name)
     if canonical in _groups():
         return list(_groups()[canonical])
