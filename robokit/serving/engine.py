@@ -10,6 +10,10 @@ between running a policy remotely and locally is the transport:
 
 A session keeps only the newest waiting observation (an older one still waiting is dropped) and
 skips an observation whose timestep it already predicted unless it is marked `must_process`.
+
+Values are checked at this boundary (`InferenceEngine.check`): vectors must be finite (a NaN
+state would come back as an all-NaN chunk), camera frames are uint8 in 0..255 or float in
+[0, 1] (the dataset convention); anything else is an `ObservationError` naming the feature.
 """
 
 from __future__ import annotations
@@ -30,6 +34,34 @@ logger = logging.getLogger(__name__)
 
 class ObservationError(ValueError):
     """An observation that does not match what the client declared or the policy expects."""
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_frame_values(name: str, frame: np.ndarray, where: str = "") -> None:
+    """A camera frame is uint8 (0..255) or float in [0, 1]; other dtypes and ranges are refused."""
+    if frame.dtype == np.uint8:
+        return
+    if frame.dtype.kind != "f":
+        raise ObservationError(f"{where}{name!r} is a {frame.dtype} frame; expected uint8 (0..255) or float in [0, 1]")
+    if frame.size:
+        low, high = float(np.min(frame)), float(np.max(frame))
+        if not (0.0 <= low and high <= 1.0):  # NaN fails both comparisons
+            raise ObservationError(f"{where}{name!r} is a {frame.dtype} frame with values in [{low:g}, {high:g}]; "
+                                   "float frames must be in [0, 1] (or send uint8 0..255)")
+
+
+def check_vector_values(name: str, vector: np.ndarray, where: str = "") -> None:
+    """A state vector holds finite numbers that float32 can represent."""
+    if vector.dtype.kind not in "fiub":
+        raise ObservationError(f"{where}{name!r} has dtype {vector.dtype}; expected a float or integer vector")
+    if vector.dtype.kind == "f":
+        bad = ~np.isfinite(vector) | (np.abs(vector) > FLOAT32_MAX)
+        if bad.any():
+            index = int(np.flatnonzero(bad.reshape(-1))[0])
+            raise ObservationError(f"{where}{name!r}[{index}] = {float(vector.reshape(-1)[index]):g} "
+                                   f"({int(bad.sum())} of {vector.size} values); expected finite float32 values")
 
 
 @dataclass
@@ -109,18 +141,26 @@ class InferenceEngine:
         self.accepts_timestep = bool(getattr(policy, "accepts_timestep", False))
 
     def check(self, obs: ObservationData) -> None:
-        """Raise ObservationError if `obs` lacks a policy input or has the wrong shape."""
+        """Raise ObservationError if `obs` lacks a policy input, has the wrong shape, a non-finite value,
+        or a frame outside uint8 0..255 / float [0, 1]."""
         for name in (*self.images, *self.vectors):
             if name not in obs.tensors:
                 raise ObservationError(f"observation {obs.timestep} has no {name!r}; it has {sorted(obs.tensors)}")
-            shape = tuple(obs.tensors[name].shape)
+            value = np.asarray(obs.tensors[name])
+            shape = tuple(value.shape)
             declared = tuple(int(s) for s in self.features[name]["shape"])
             if shape != declared:
                 raise ObservationError(f"observation {obs.timestep}: {name!r} has shape {list(shape)}, "
                                        f"declared {list(declared)}")
+            where = f"observation {obs.timestep}: "
+            if name in self.images:
+                check_frame_values(name, value, where)
+            else:
+                check_vector_values(name, value, where)
 
     def to_policy_inputs(self, obs: ObservationData) -> dict[str, Any]:
-        """Arrays -> batched float tensors on the policy's device; images (1, C, H, W) in [0, 1]."""
+        """Arrays -> batched float tensors on the policy's device; images (1, C, H, W) in [0, 1]
+        (uint8 frames divided by 255, float frames, already in [0, 1], as they are)."""
         import torch
 
         device = self.policy.device if hasattr(self.policy, "device") else torch.device("cpu")
@@ -131,7 +171,8 @@ class InferenceEngine:
                 frame = torch.from_numpy(np.ascontiguousarray(obs.tensors[name])).to(device)
             # (H, W, C) -> (1, C, H, W). contiguous() before the float conversion: converting the
             # permuted view directly is ~30x slower on CPU (a strided, channels-last float copy).
-            out[name] = frame.permute(2, 0, 1).contiguous().unsqueeze(0).to(torch.float32).div_(255.0)
+            image = frame.permute(2, 0, 1).contiguous().unsqueeze(0).to(torch.float32)
+            out[name] = image.div_(255.0) if frame.dtype == torch.uint8 else image
         for name in self.vectors:
             out[name] = torch.from_numpy(np.asarray(obs.tensors[name], dtype=np.float32).copy()).to(device).unsqueeze(0)
         if obs.task:

@@ -9,7 +9,10 @@
 One session per client (opened by `Setup`): its own newest-observation slot and worker thread
 (`engine.InferenceSession`), so clients are served independently; policies are loaded once and
 shared (a policy with an observation history gets a copy per session). A malformed or oversized
-message fails that call only, with INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
+message fails that call only, with INVALID_ARGUMENT or RESOURCE_EXHAUSTED: bytes that are not a
+message (handlers.py), non-finite values and frames outside uint8 / float [0, 1] (engine.py).
+One client host holds at most `max_sessions_per_client` sessions, and a session whose action
+stream is not opened within `stream_wait_s` is closed, so no client can lock the others out.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from google.protobuf.message import DecodeError
 
 import robokit
 from robokit.serving import robokit_serving_pb2 as pb
-from robokit.serving import robokit_serving_pb2_grpc as pb_grpc
+from robokit.serving.handlers import add_servicer
 from robokit.serving.engine import (
     InferenceEngine,
     InferenceSession,
@@ -72,6 +75,10 @@ class ServeConfig:
     """Largest observation accepted after joining its parts (MiB)."""
     max_sessions: int = 16
     """Clients served at once; more get RESOURCE_EXHAUSTED."""
+    max_sessions_per_client: int = 4
+    """Sessions one client host (IP address) may hold at once; more get RESOURCE_EXHAUSTED."""
+    stream_wait_s: float = 30.0
+    """A session whose action stream is not opened this long after Setup is closed."""
     session_idle_s: float = 300.0
     """A session with no action stream and no call for this long is closed."""
 
@@ -129,10 +136,21 @@ class _Session:
     client: str
     session: InferenceSession
     last_seen: float
+    host: str = ""
+    created: float = 0.0
     streaming: bool = False
 
 
-class PolicyServicer(pb_grpc.PolicyServerServicer):
+def peer_host(peer: str) -> str:
+    """The address part of a gRPC peer ("ipv4:10.0.0.5:51234" -> "10.0.0.5", "ipv6:[::1]:5" -> "::1")."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return peer
+
+class PolicyServicer:
     def __init__(self, config: ServeConfig, cache: PolicyCache):
         self.config = config
         self.cache = cache
@@ -162,7 +180,8 @@ class PolicyServicer(pb_grpc.PolicyServerServicer):
         now = time.monotonic()
         with self._lock:
             idle = [sid for sid, e in self._sessions.items()
-                    if not e.streaming and now - e.last_seen > self.config.session_idle_s]
+                    if not e.streaming and (now - e.last_seen > self.config.session_idle_s
+                                            or now - e.created > self.config.stream_wait_s)]
         for sid in idle:
             self._drop(sid)
 
@@ -185,10 +204,16 @@ class PolicyServicer(pb_grpc.PolicyServerServicer):
                 raise ValueError("expected {name: {\"dtype\", \"shape\", \"names\"}}")
         except ValueError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Setup: features_json is not valid: {err}")
+        host = peer_host(context.peer())
         with self._lock:
             if len(self._sessions) >= self.config.max_sessions:
                 context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"Setup: the server already serves {self.config.max_sessions} clients (--max-sessions)")
+            held = sum(e.host == host for e in self._sessions.values())
+            if held >= self.config.max_sessions_per_client:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"Setup: {host} already holds {held} sessions (--max-sessions-per-client "
+                              f"{self.config.max_sessions_per_client}); close one first")
         device = request.device or self.config.device
         try:
             policy, load_ms, cached, model_lock = self.cache.get(request.policy_path, request.revision or None, device)
@@ -213,8 +238,9 @@ class PolicyServicer(pb_grpc.PolicyServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Setup: {err}")
         sid = uuid.uuid4().hex
         name = f"{request.client_name or context.peer()}/{sid[:8]}"
+        now = time.monotonic()
         entry = _Session(sid, request.client_name or context.peer(), InferenceSession(engine, name=name, lock=model_lock),
-                         time.monotonic())
+                         now, host=host, created=now)
         with self._lock:
             self._sessions[sid] = entry
         logger.info("session %s for %s: %s (%s), %d actions per chunk; %d open", sid[:8], entry.client,
@@ -340,6 +366,9 @@ class PolicyServer:
     """A gRPC server around `PolicyServicer`; `start()` returns self, `port` is the bound port."""
 
     def __init__(self, config: ServeConfig, loader: Callable[[str, str | None, str], Any] | None = None):
+        for name in ("max_sessions", "max_sessions_per_client"):
+            if getattr(config, name) < 1:
+                raise ValueError(f"serve: --{name.replace('_', '-')} {getattr(config, name)}; expected >= 1")
         if bool(config.tls_cert) != bool(config.tls_key):
             raise ValueError(f"serve: TLS needs both --tls-cert and --tls-key; got cert={config.tls_cert!r}, "
                              f"key={config.tls_key!r}")
@@ -355,7 +384,7 @@ class PolicyServer:
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)],
         )
-        pb_grpc.add_PolicyServerServicer_to_server(self.servicer, self._server)
+        add_servicer(self.servicer, self._server)
         address = f"{config.host}:{config.port}"
         if config.tls_cert:
             credentials = grpc.ssl_server_credentials(
