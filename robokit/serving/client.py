@@ -136,6 +136,9 @@ class RobotClient:
         for event in self.backend.poll():
             if isinstance(event, Arrived):
                 chunk = event.chunk
+                if not np.isfinite(chunk.actions).all():  # never send NaN/inf towards motors
+                    raise ValueError(f"the chunk predicted from observation {chunk.observation_timestep} holds "
+                                     f"non-finite actions (NaN or inf); stopping instead of executing them")
                 sent_at = self.in_flight.pop(chunk.observation_timestep, None)
                 for t in [t for t in self.in_flight if t < chunk.observation_timestep]:
                     del self.in_flight[t]  # an older observation was replaced on the server

@@ -141,6 +141,20 @@ class _Session:
     streaming: bool = False
 
 
+def parse_features_json(text: str) -> dict[str, dict]:
+    """The client's features {name: {"dtype", "shape", "names"}}; ValueError naming what is wrong."""
+    features = json.loads(text or "{}")
+    if not isinstance(features, dict) or not all(isinstance(v, dict) and "shape" in v for v in features.values()):
+        raise ValueError('expected {name: {"dtype", "shape", "names"}}')
+    for name, feature in features.items():
+        shape = feature["shape"]
+        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+            raise ValueError(f"feature {name!r} has shape {shape!r}; expected a list of non-negative integers")
+        if name == "action" and len(shape) != 1:
+            raise ValueError(f"feature 'action' has shape {shape!r}; expected [action_dim]")
+    return features
+
+
 def peer_host(peer: str) -> str:
     """The address part of a gRPC peer ("ipv4:10.0.0.5:51234" -> "10.0.0.5", "ipv6:[::1]:5" -> "::1")."""
     kind, _, rest = peer.partition(":")
@@ -199,9 +213,7 @@ class PolicyServicer:
         if not request.policy_path:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Setup: policy_path is empty; expected a folder or a hub repo id")
         try:
-            features = json.loads(request.features_json or "{}")
-            if not isinstance(features, dict) or not all(isinstance(v, dict) and "shape" in v for v in features.values()):
-                raise ValueError("expected {name: {\"dtype\", \"shape\", \"names\"}}")
+            features = parse_features_json(request.features_json)
         except ValueError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Setup: features_json is not valid: {err}")
         host = peer_host(context.peer())

@@ -138,6 +138,41 @@ def test_bytes_that_are_no_message_get_invalid_argument_and_no_traceback(server,
         channel.close()
 
 
+@pytest.mark.parametrize("feature, shape, message", [
+    ("observation.state", None, "feature 'observation.state' has shape None; expected a list of non-negative integers"),
+    ("observation.state", [[4]], "has shape [[4]]; expected a list of non-negative integers"),
+    ("action", [], "feature 'action' has shape []; expected [action_dim]"),
+])
+def test_features_with_bad_shapes_are_refused_at_setup(server, act_path, features, feature, shape, message):
+    bad = {**features, feature: {**features[feature], "shape": shape}}
+    with pytest.raises(ServerError) as err:  # was UNKNOWN ("Exception calling application") + a traceback
+        RemoteBackend(address(server), str(act_path), bad)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and message in str(err.value)
+
+
+def test_a_chunk_of_non_finite_actions_stops_the_client(act_path, features):
+    from robokit.serving.backends import LocalBackend
+    from robokit.serving.client import RobotClient
+
+    from .conftest import ArrayIO
+
+    class NaNPolicy:  # a broken model: every action NaN
+        def __init__(self, policy):
+            self.policy = policy
+            self.config, self.input_features, self.output_features = policy.config, policy.input_features, policy.output_features
+
+        def predict_action_chunk(self, obs, **kwargs):
+            return self.policy.predict_action_chunk(obs) * float("nan")
+
+    from robokit.policies import Policy
+
+    io = ArrayIO(features)
+    client = RobotClient(io, LocalBackend(NaNPolicy(Policy.from_pretrained(act_path)), features, inline=True))
+    with pytest.raises(ValueError, match="holds non-finite actions"):
+        client.run(max_steps=5)
+    assert io.actions == []
+
+
 def test_peer_host():
     assert peer_host("ipv4:10.0.0.5:51234") == "10.0.0.5"
     assert peer_host("ipv6:[::1]:5000") == "::1"
