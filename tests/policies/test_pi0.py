@@ -1,0 +1,306 @@
+"""π0 / π0.5: tiny configs and a tiny tokenizer built offline; LeRobot's parameter names at full size."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from robokit.policies import Policy, make_config  # noqa: E402
+from robokit.policies.pi0 import PI0Model, discretize_state  # noqa: E402
+from robokit.policies.pi0_config import PI0Config, PI05Config  # noqa: E402
+from tests.policies.conftest import make_batch, make_features, make_observation, make_stats  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+TYPES = ["pi0", "pi05"]
+
+
+def make_tokenizer(directory: Path) -> str:
+    """A character-level tokenizer with Gemma's special tokens (<pad> 0, <eos> 1, <bos> 2), saved to a folder."""
+    from tokenizers import Tokenizer, models, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    chars = [chr(c) for c in range(32, 127)] + ["\n"]
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
+                                   unk_token="<unk>")
+    fast.save_pretrained(str(directory))
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> str:
+    return make_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+def tiny_config(kind: str, tokenizer: str, **overrides):
+    shape = {"depth": 2, "num_heads": 2, "num_kv_heads": 1, "head_dim": 8}
+    fields = dict(
+        vlm_overrides={**shape, "width": 32, "mlp_dim": 64},
+        expert_overrides={**shape, "width": 16, "mlp_dim": 32},
+        vision_overrides={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                          "num_attention_heads": 2, "patch_size": 8},
+        vocab_size=128, tokenizer_name=tokenizer, tokenizer_max_length=24 if kind == "pi0" else 64,
+        image_resolution=(32, 32), chunk_size=4, n_action_steps=4, max_state_dim=4, max_action_dim=4,
+        num_inference_steps=3,
+    )
+    fields.update(overrides)
+    return make_config(kind, **fields)
+
+
+FEATURES = make_features(cams=("front",), state_dim=3, action_dim=2, hw=(24, 32))
+
+
+def build(kind: str, tokenizer: str, seed: int = 0, **overrides) -> Policy:
+    torch.manual_seed(seed)
+    policy = Policy.build(tiny_config(kind, tokenizer, **overrides), FEATURES, make_stats(FEATURES))
+    if kind == "pi05":  # adaRMS starts as the identity (zeros); random modulation exercises its wiring
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if ".dense." in name:
+                    p.normal_(0, 0.1)
+    return policy
+
+
+def observation(batch: int = 2, seed: int = 0) -> dict:
+    obs = make_observation(FEATURES, batch=batch, seed=seed)
+    obs["task"] = ["pick up the cube", "open_the drawer"][:batch]
+    return obs
+
+
+def noise_for(policy: Policy, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    cfg = policy.config
+    return torch.randn(batch, cfg.chunk_size, cfg.max_action_dim, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------------------- LeRobot names
+def read_names(path: Path) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        key, shape = line.split("\t")
+        out[key] = tuple(int(s) for s in re.findall(r"\d+", shape))
+    return out
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_parameter_names_and_shapes_equal_lerobot_at_published_size(kind):
+    """Every state_dict entry of the default (published) π0 / π0.5 has LeRobot 0.4.4's name and shape."""
+    expected = read_names(DATA / f"lerobot_{kind}_state_dict.txt")
+    config = PI0Config() if kind == "pi0" else PI05Config()
+    with torch.device("meta"):
+        model = PI0Model(config)
+    ours = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
+    assert sorted(set(ours) - set(expected)) == []
+    assert sorted(set(expected) - set(ours)) == []
+    assert {k: v for k, v in ours.items() if expected[k] != v} == {}
+    assert len(ours) == (778 if kind == "pi0" else 813)
+
+
+def test_published_defaults():
+    cfg = PI0Config()
+    assert (cfg.chunk_size, cfg.num_inference_steps, cfg.max_state_dim, cfg.max_action_dim) == (50, 10, 32, 32)
+    assert cfg.image_resolution == (224, 224) and cfg.vlm_shape.width == 2048 and cfg.expert_shape.width == 1024
+    assert PI05Config().tokenizer_max_length == 200 and PI05Config().normalization_mapping["STATE"] == "quantiles"
+
+
+# --------------------------------------------------------------------------------------- save and load
+@pytest.mark.parametrize("kind", TYPES)
+def test_save_load_round_trip_gives_identical_chunks(kind, tokenizer_dir, tmp_path):
+    policy = build(kind, tokenizer_dir)
+    obs, noise = observation(), noise_for(policy)
+    before = policy.predict_action_chunk(obs, noise=noise)
+    assert before.shape == (2, 4, 2) and torch.isfinite(before).all()
+    policy.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "tokenizer" / "tokenizer.json").exists()
+    loaded = Policy.from_pretrained(tmp_path / "ckpt")
+    assert type(loaded) is type(policy) and loaded.config.type == kind
+    assert Path(loaded.config.tokenizer_name) == (tmp_path / "ckpt" / "tokenizer").resolve()
+    after = loaded.predict_action_chunk(obs, noise=noise)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    # A different noise gives a different chunk: the comparison above can fail.
+    assert not torch.allclose(loaded.predict_action_chunk(obs, noise=noise_for(policy, seed=2)), before)
+
+
+def test_lerobot_style_weights_load(tokenizer_dir):
+    """Keys without `model.`, and a file where safetensors kept only lm_head of the tied lm_head/embed_tokens."""
+    policy = build("pi0", tokenizer_dir, seed=0)
+    other = build("pi0", tokenizer_dir, seed=1)
+    obs, noise = observation(), noise_for(policy)
+    state = {k.removeprefix("model."): v.clone() for k, v in policy.state_dict().items() if k.startswith("model.")}
+    del state["paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight"]
+    state["time_mlp_in.weight"] = state.pop("action_time_mlp_in.weight")  # openpi's name for π0's MLP
+    assert not torch.allclose(other.predict_action_chunk(obs, noise=noise), policy.predict_action_chunk(obs, noise=noise))
+    other.load_weights(state)
+    torch.testing.assert_close(other.predict_action_chunk(obs, noise=noise), policy.predict_action_chunk(obs, noise=noise))
+
+
+def test_missing_weights_are_named(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    state = dict(policy.state_dict())
+    del state["model.state_proj.weight"]
+    with pytest.raises(ValueError, match="state_proj"):
+        policy.load_weights(state)
+
+
+# ------------------------------------------------------------------------------------------- training
+@pytest.mark.parametrize("kind", TYPES)
+def test_loss_is_finite_and_decreases(kind, tokenizer_dir):
+    policy = build(kind, tokenizer_dir)
+    batch = make_batch(FEATURES, horizon=4, batch=2)
+    batch["task"] = ["pick up the cube", "open the drawer"]
+    g = torch.Generator().manual_seed(0)
+    noise, time = torch.randn(2, 4, 4, generator=g), torch.tensor([0.3, 0.8])
+    optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=3e-3)
+    losses = []
+    policy.train()
+    for _ in range(12):
+        loss, logs = policy.compute_loss(policy.normalizer(batch), noise=noise, time=time)
+        assert torch.isfinite(loss) and logs["loss"] == pytest.approx(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+    loss, _ = policy(batch)  # the public path: raw batch, sampled noise and time
+    assert torch.isfinite(loss)
+
+
+def test_padded_steps_do_not_count(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    batch = policy.normalizer(make_batch(FEATURES, horizon=4, batch=2))  # sample 0's last two steps are padding
+    batch["task"] = "stack"
+    assert batch["action_is_pad"].sum() == 2
+    noise, time = torch.randn(2, 4, 4), torch.tensor([0.5, 0.5])
+    loss, _ = policy.compute_loss(batch, noise=noise, time=time)
+    prefix, state = policy._prefix(batch, "stack")
+    actions = torch.nn.functional.pad(batch["action"], (0, 2))
+    per_element = policy.model.loss(prefix, state, actions, noise, time)[:, :, :2]  # (B, T, action_dim)
+    torch.testing.assert_close(loss, per_element[~batch["action_is_pad"]].mean())
+    assert not torch.isclose(loss, per_element.mean())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tokenizer_dir):
+    plain = build("pi05", tokenizer_dir, seed=3)
+    ckpt = build("pi05", tokenizer_dir, seed=3, gradient_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    batch = make_batch(FEATURES, horizon=4, batch=2)
+    batch["task"] = "push"
+    noise, time = torch.randn(2, 4, 4), torch.tensor([0.2, 0.9])
+    grads = []
+    for policy in (plain, ckpt):
+        policy.train()
+        loss, _ = policy.compute_loss(policy.normalizer(batch), noise=noise, time=time)
+        loss.backward()
+        grads.append(policy.model.paligemma_with_expert.gemma_expert.model.layers[0].self_attn.q_proj.weight.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_frozen_parts_get_no_gradient(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir, train_expert_only=True)
+    policy.train()
+    assert not policy.model.paligemma_with_expert.paligemma.training
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert trainable and not any(".paligemma." in n for n in trainable)
+    assert "model.action_in_proj.weight" in trainable
+
+
+# -------------------------------------------------------------------------------------------- acting
+@pytest.mark.parametrize("kind", TYPES)
+def test_kv_cache_gives_the_chunk_of_recomputing_the_prefix(kind, tokenizer_dir):
+    policy = build(kind, tokenizer_dir)
+    obs, noise = observation(), noise_for(policy)
+    cached = policy.predict_action_chunk(obs, noise=noise)
+    full = policy.predict_action_chunk(obs, noise=noise, use_kv_cache=False)
+    torch.testing.assert_close(cached, full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_instruction_and_camera_change_the_chunk(kind, tokenizer_dir):
+    policy = build(kind, tokenizer_dir)
+    obs, noise = observation(), noise_for(policy)
+    base = policy.predict_action_chunk(obs, noise=noise)
+    other_task = policy.predict_action_chunk({**obs, "task": ["close the drawer", "open_the drawer"]}, noise=noise)
+    assert not torch.allclose(other_task[0], base[0]) and torch.allclose(other_task[1], base[1], atol=1e-6)
+    cam = dict(obs)
+    cam["observation.images.front"] = obs["observation.images.front"].flip(-1)
+    assert not torch.allclose(policy.predict_action_chunk(cam, noise=noise), base)
+
+
+def test_select_action_queues_the_chunk(tokenizer_dir):
+    policy = build("pi05", tokenizer_dir, n_action_steps=3)
+    obs = observation(batch=1)
+    policy.reset()
+    actions = [policy.select_action(obs) for _ in range(4)]
+    assert all(a.shape == (1, 2) for a in actions)
+
+
+def test_pi05_state_is_in_the_prompt(tokenizer_dir):
+    policy = build("pi05", tokenizer_dir)
+    state = torch.tensor([[-1.0, 0.0, 0.999], [-0.5, 0.25, 2.0]])
+    prompts = policy.prompts(["pick_up the cube\n", "x"], state, 2)
+    # bins of [-1, 1] in 256 steps, state padded to max_state_dim (4) with zeros
+    assert prompts[0] == "Task: pick up the cube, State: 0 128 255 128;\nAction: "
+    assert prompts[1] == "Task: x, State: 64 160 255 128;\nAction: "
+    ids, mask = policy.tokenize(prompts)
+    moved = policy.prompts(["pick_up the cube\n", "x"], state + 0.1, 2)
+    assert moved[0] != prompts[0]
+    ids2, _ = policy.tokenize(moved)
+    assert not torch.equal(ids2[0][mask[0]], ids[0][mask[0]])
+    assert torch.equal(discretize_state(torch.tensor([-1.5, -1.0, 1.0])), torch.tensor([-1, 0, 255]))
+
+
+def test_pi0_prompt_is_the_task_with_a_newline(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    assert policy.prompts("stack the cups", None, 2) == ["stack the cups\n"] * 2
+    ids, mask = policy.tokenize(policy.prompts("ab", None, 1))
+    tok = policy.tokenizer
+    assert ids.shape == (1, 24) and mask[0].sum() == 4  # <bos> a b \n, then padding
+    assert ids[0, 0] == tok.bos_token_id and ids[0, 4] == tok.pad_token_id
+
+
+def test_state_changes_the_pi0_chunk_through_its_token(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    obs, noise = observation(), noise_for(policy)
+    moved = dict(obs, **{"observation.state": obs["observation.state"] + 1.0})
+    assert not torch.allclose(policy.predict_action_chunk(moved, noise=noise), policy.predict_action_chunk(obs, noise=noise))
+
+
+# ------------------------------------------------------------------------------------------- errors
+def test_clear_errors(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    obs = observation()
+    with pytest.raises(KeyError, match="task"):
+        policy.predict_action_chunk({k: v for k, v in obs.items() if k != "task"})
+    with pytest.raises(ValueError, match="'task' must be a str or 2 str"):
+        policy.predict_action_chunk({**obs, "task": ["only one"]})
+    with pytest.raises(ValueError, match=r"noise has shape \(2, 4, 2\); expected \(2, 4, 4\)"):
+        policy.predict_action_chunk(obs, noise=torch.zeros(2, 4, 2))
+    with pytest.raises(ValueError, match="max_state_dim is 2"):
+        Policy.build(tiny_config("pi0", tokenizer_dir, max_state_dim=2), FEATURES, make_stats(FEATURES))
+    with pytest.raises(ValueError, match="vlm_overrides has unknown key"):
+        PI0Config(vlm_overrides={"widht": 3})
+    with pytest.raises(ValueError, match="head_dim must match"):
+        PI0Config(expert_overrides={"head_dim": 128})
+    with pytest.raises(ValueError, match="paligemma_variant='gemma_7b'"):
+        PI0Config(paligemma_variant="gemma_7b")
+    bad = build("pi0", str(Path(tokenizer_dir) / "missing"))
+    with pytest.raises(FileNotFoundError, match="cannot load the tokenizer"):
+        bad.predict_action_chunk(obs)
+
+
+def test_config_json_round_trip(tokenizer_dir, tmp_path):
+    policy = build("pi05", tokenizer_dir)
+    data = policy.config_dict()
+    json.dumps(data)
+    again = PI05Config.from_dict(data)
+    assert again.vlm_shape == policy.config.vlm_shape and again.image_resolution == (32, 32)
