@@ -12,12 +12,14 @@ import difflib
 import importlib
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, ClassVar
 
 # Where each built-in policy type lives; importing the module registers it.
 BUILTIN_POLICIES: dict[str, str] = {
     "act": "robokit.policies.act",
     "diffusion": "robokit.policies.diffusion",
+    "smolvla": "robokit.policies.smolvla",
 }
 _REGISTRY: dict[str, type] = {}  # type name -> Policy subclass
 
@@ -98,6 +100,8 @@ class PolicyConfig:
     """Fields every policy shares. Subclasses add their hyperparameters."""
 
     type: ClassVar[str] = ""
+    path_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields naming a file or folder; a relative one that exists in a checkpoint folder resolves against it."""
 
     n_obs_steps: int = 1
     """Number of observation steps (current one included) the policy looks at."""
@@ -121,6 +125,16 @@ class PolicyConfig:
                     f"normalization_mapping[{key!r}] = {mode!r}; expected one of "
                     f"{[m.value for m in NormalizationMode]}"
                 ) from None
+
+    @classmethod
+    def resolve_paths(cls, data: dict[str, Any], directory) -> dict[str, Any]:
+        """`data` with each relative `path_fields` value that exists under `directory` made absolute."""
+        out = dict(data)
+        for name in cls.path_fields:
+            value = out.get(name)
+            if isinstance(value, str) and value and not Path(value).is_absolute() and (Path(directory) / value).exists():
+                out[name] = str((Path(directory) / value).resolve())
+        return out
 
     def normalization_mode(self, ftype: FeatureType) -> NormalizationMode:
         mapping = {k.upper(): v for k, v in self.normalization_mapping.items()}

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 _IGNORED_KEYS = {
     "type", "input_features", "output_features", "device", "use_amp", "use_peft", "push_to_hub", "repo_id",
     "private", "tags", "license", "pretrained_path", "compile_model", "compile_mode", "scheduler_name",
-    "scheduler_warmup_steps", "optimizer_betas", "optimizer_eps", "drop_n_last_frames",
+    "scheduler_warmup_steps", "optimizer_betas", "optimizer_eps", "drop_n_last_frames", "rtc_config",
 }
 _DIFFUSION_BACKBONE = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3", "7": "layer4"}
 
@@ -101,6 +101,10 @@ def _normalizer_stats(directory: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def convert_state_dict(policy_type: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """LeRobot parameter names -> robokit's."""
+    if policy_type == "smolvla":  # robokit names the two halves of `vlm_with_expert` directly
+        return {re.sub(r"^model\.vlm_with_expert\.(vlm|lm_expert)\.",
+                       lambda m: "model.vlm." if m.group(1) == "vlm" else "model.expert.", k): v
+                for k, v in state.items()}
     if policy_type != "diffusion":
         return dict(state)
     out = {}
@@ -130,8 +134,10 @@ def load_lerobot_policy(directory: Path, **config_overrides):
     if "normalization_mapping" in values:
         values["normalization_mapping"] = {k: v.lower() for k, v in values["normalization_mapping"].items()}
     values["use_imagenet_stats"] = False  # the processor stats already hold what LeRobot used
+    if "load_vlm_weights" in fields:
+        values["load_vlm_weights"] = False  # model.safetensors holds the whole model, backbone included
     values.update(config_overrides)
-    config = config_cls.from_dict(values)
+    config = config_cls.from_dict(config_cls.resolve_paths(values, directory))
     inputs = {k: PolicyFeature.from_json(k, v) for k, v in data["input_features"].items()}
     outputs = {k: PolicyFeature.from_json(k, v) for k, v in data["output_features"].items()}
     policy = policy_cls(config, inputs, outputs, _normalizer_stats(directory))

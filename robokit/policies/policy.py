@@ -258,7 +258,8 @@ class Policy(nn.Module):
             return policy.to(device).eval()
         data = json.loads((directory / CONFIG_NAME).read_text())
         policy_cls = get_policy_class(data.get("type", ""))
-        config = policy_cls.config_class.from_dict({**data, **config_overrides})
+        values = policy_cls.config_class.resolve_paths({**data, **config_overrides}, directory)
+        config = policy_cls.config_class.from_dict(values)
         inputs = {k: PolicyFeature.from_json(k, v) for k, v in data["input_features"].items()}
         outputs = {k: PolicyFeature.from_json(k, v) for k, v in data["output_features"].items()}
         stats_path = directory / STATS_NAME
