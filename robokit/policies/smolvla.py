@@ -340,6 +340,20 @@ class SmolVLAModel(nn.Module):
         return fm.euler_sample(lambda x, t: self.velocity(cache, masks, x, t), noise, num_steps, on_step)
 
 
+def add_lora(text_model: nn.Module, rank: int, alpha: float) -> None:
+    """LoRA adapters (peft) on the attention and MLP projections of the VLM's text layers, in place.
+
+    Each wrapped Linear keeps its weight as `<name>.base_layer.weight` and gains `lora_A` / `lora_B`.
+    """
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
+        raise ImportError("SmolVLA: use_lora needs peft; pip install 'robokit[vla]'") from None
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0),
+                            text_model)
+
+
 # ---------------------------------------------------------------------------------------------- policy
 @register_policy
 class SmolVLAPolicy(Policy):
@@ -377,9 +391,7 @@ class SmolVLAPolicy(Policy):
         cfg, model = self.config, self.model
         vlm = model.vlm
         if cfg.use_lora:
-            from robokit.policies.smolvla_lora import add_lora
-
-            add_lora(model, cfg)
+            add_lora(model.vlm.model.text_model, cfg.lora_rank, cfg.lora_alpha)
         for name, p in vlm.named_parameters():
             frozen = "lora_" not in name if cfg.use_lora else cfg.train_expert_only
             frozen |= cfg.freeze_vision_encoder and ".vision_model." in f".{name}"
@@ -402,6 +414,17 @@ class SmolVLAPolicy(Policy):
             if int(index) == last:
                 return rest.startswith(("input_layernorm", "self_attn.k_proj", "self_attn.v_proj"))
         return True
+
+    def load_weights(self, state_dict: dict[str, Tensor], source: str = "state dict") -> None:
+        """As Policy.load_weights; plain backbone weights also load into LoRA-wrapped layers (`.base_layer.`)."""
+        expected = set(self.state_dict())
+        renamed = {}
+        for key, value in state_dict.items():
+            lora_key = key[: -len(".weight")] + ".base_layer.weight" if key.endswith(".weight") else key
+            renamed[lora_key if key not in expected and lora_key in expected else key] = value
+        if self.config.use_lora:  # adapters not in the file start as initialized (B = 0: no change to the model)
+            renamed = {**{k: v for k, v in self.state_dict().items() if ".lora_" in k}, **renamed}
+        super().load_weights(renamed, source)
 
     def train(self, mode: bool = True) -> "SmolVLAPolicy":
         super().train(mode)

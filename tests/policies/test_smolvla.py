@@ -265,3 +265,31 @@ def test_bad_inputs_get_clear_errors(backbone, tmp_path):
 def test_importing_robokit_does_not_import_transformers():
     code = "import robokit, robokit.policies, sys; assert 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lora_adapters_train_and_round_trip(backbone, tmp_path):
+    pytest.importorskip("peft")
+    plain = tiny_policy(backbone).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    # a plain checkpoint loads into LoRA-wrapped layers; the adapters start as the identity (B = 0)
+    lora = Policy.from_pretrained(tmp_path / "plain", use_lora=True, lora_rank=4)
+    obs = {**make_observation(FEATURES, batch=2), "task": TASKS}
+    noise = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(5))
+    close(lora.predict_action_chunk(obs, noise=noise), plain.predict_action_chunk(obs, noise=noise), 1e-6)
+    trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
+    assert any(".lora_A." in n for n in trainable) and any(n.startswith("model.expert.") for n in trainable)
+    assert not any(n.startswith("model.vlm.") and ".lora_" not in n for n in trainable)  # the backbone stays frozen
+    lora.train()
+    optimizer = torch.optim.AdamW(lora.optimizer_param_groups(), lr=1e-2)
+    for _ in range(2):
+        loss, _ = lora(tiny_batch())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    lora.eval()
+    assert any(p.abs().sum() > 0 for n, p in lora.named_parameters() if ".lora_B." in n)
+    assert (lora.predict_action_chunk(obs, noise=noise) - plain.predict_action_chunk(obs, noise=noise)).abs().max() > 1e-4
+    lora.save_pretrained(tmp_path / "lora")
+    again = Policy.from_pretrained(tmp_path / "lora")
+    assert again.config.use_lora
+    close(again.predict_action_chunk(obs, noise=noise), lora.predict_action_chunk(obs, noise=noise), 0)
