@@ -27,14 +27,17 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from robokit.policies import Policy, make_config, onednn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from side_by_side import DEFAULT_LEROBOT_PYTHON, emit, host_line, lerobot_python, run_child, summary
+from side_by_side import timed as timed_calls
 
 
 def features(cams: int, hw: tuple[int, int], state: int, action: int) -> dict:
@@ -69,16 +72,8 @@ def sync(device: str) -> None:
 
 
 def timed(fn, repeats: int, warmup: int, device: str) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        sync(device)
-        out.append(time.perf_counter() - t)
-    return out
+    """Seconds per call after warm-up, synchronizing on CUDA (the same loop as the LeRobot side's)."""
+    return timed_calls(fn, repeats, warmup, sync=(lambda: sync(device)) if device.startswith("cuda") else None)
 
 
 def matmul_gflops(dtype: torch.dtype, device: str, budget_s: float = 1.0, packed: bool = False) -> float:
@@ -114,13 +109,14 @@ def count_flops(fn) -> int:
 def report(args, name: str, times: list[float], flops: int | None, extra: str = "") -> None:
     med = statistics.median(times)
     p90 = sorted(times)[max(0, int(round(0.9 * len(times))) - 1)]
-    unit, scale = ("s", 1.0) if med > 2 else ("ms", 1e3)
-    line = f"{name:34s} median {med * scale:8.{2 if unit == 's' else 1}f} {unit:2s} p90 {p90 * scale:8.{2 if unit == 's' else 1}f} {unit:2s}"
+    line = f"{name:34s} median {med * 1e3:9.1f} ms p90 {p90 * 1e3:9.1f} ms"  # one unit for every case
     if flops:
         gflops = flops / 1e9 / med
         line += f"  {flops / 1e9:7.1f} GFLOP {gflops:6.0f} GFLOP/s ({gflops / args.peak:4.0%} of matmul)"
-    line += f"  peak {'alloc' if args.device.startswith('cuda') else 'RSS'} {peak_memory_mb(args.device):6.0f} MB{extra}"
+    peak_mb = peak_memory_mb(args.device)
+    line += f"  peak {'alloc' if args.device.startswith('cuda') else 'RSS'} {peak_mb:6.0f} MB{extra}"
     print(line, flush=True)
+    emit({"median": med, "p90": p90, "n": len(times), "peak_rss_mb": peak_mb})
 
 
 def optimizer(policy: Policy, args) -> torch.optim.Optimizer:
@@ -233,8 +229,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA timings synchronize)")
     parser.add_argument("--bf16", action="store_true", help="bf16 weights for inference, bf16 autocast for training")
+    parser.add_argument("--also-bf16", action="store_true",
+                        help="each round runs robokit in fp32 and in bf16 (LeRobot stays fp32)")
     parser.add_argument("--optimizer", default="fused", choices=["fused", "foreach", "forloop"],
                         help="AdamW implementation of the training cases (robokit train uses fused)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved robokit / LeRobot rounds per case (figures: median over rounds)")
+    parser.add_argument("--lerobot-python", default=DEFAULT_LEROBOT_PYTHON,
+                        help="interpreter of the reference LeRobot 0.4.4 venv (../shared/tools/lerobot-reference/make-venv)")
+    parser.add_argument("--no-lerobot", action="store_true", help="robokit only (one round unless --rounds)")
     parser.add_argument("--peak", type=float, default=None, help=argparse.SUPPRESS)  # matmul probe, set for children
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -242,6 +245,9 @@ def main() -> None:
     if args.peak is not None:  # a child process: one case
         CASES[args.cases[0]](args)
         return
+    with_lerobot = not args.no_lerobot and args.device == "cpu"
+    lerobot = lerobot_python(args.lerobot_python) if with_lerobot else None
+    print(host_line())
     if args.device.startswith("cuda"):
         machine = f"{torch.cuda.get_device_name(args.device)}, CUDA {torch.version.cuda}"
     else:
@@ -255,14 +261,35 @@ def main() -> None:
         probe += f" (oneDNN packed: {packed32:.0f} / {packed16:.0f}; shares below are of the larger)"
         fp32, bf16 = max(fp32, packed32), max(bf16, packed16)
     print(f"torch {torch.__version__}, {machine}; {probe}")
-    print(f"mode: {'bf16 (weights for inference, autocast for training)' if args.bf16 else 'fp32'}; "
-          f"shares below are of the {'bf16' if args.bf16 else 'fp32'} probe", flush=True)
-    peak = bf16 if args.bf16 else fp32
+    modes = ["fp32", "bf16"] if args.also_bf16 else ["bf16" if args.bf16 else "fp32"]
+    print(f"robokit modes: {', '.join(modes)} (bf16: weights for inference, autocast for training); "
+          f"{'LeRobot 0.4.4 fp32 (' + lerobot + ') interleaved, ' + str(args.rounds) + ' rounds' if lerobot else 'no LeRobot side'}",
+          flush=True)
+    common = ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    lines = []
     for name in args.cases:
-        child = [a for a in sys.argv[1:] if a not in args.cases]
-        if "--cases" in child:
-            child.remove("--cases")
-        subprocess.run([sys.executable, __file__, *child, "--cases", name, "--peak", json.dumps(peak)], check=False)
+        results: dict[str, list] = {mode: [] for mode in modes + ["lerobot"]}
+        for r in range(args.rounds):
+            runs = [(mode, [sys.executable, __file__, *common, "--device", args.device, "--optimizer", args.optimizer,
+                            "--cases", name, "--peak", json.dumps(bf16 if mode == "bf16" else fp32)]
+                     + (["--bf16"] if mode == "bf16" else [])) for mode in modes]
+            if lerobot:
+                side = ("lerobot", [lerobot, str(Path(__file__).with_name("lerobot_policy.py")), "--case", name, *common])
+                runs.insert(0 if r % 2 else 1, side)  # ABBA: which side goes first alternates between rounds
+            for mode, cmd in runs:
+                results[mode].append(run_child(cmd, f"{name} round {r + 1} {mode}"))
+        for mode in modes:
+            if lerobot:
+                lines.append(summary(f"{name} (robokit {mode})", "median", results[mode], results["lerobot"], "ms", 1e3))
+            else:
+                lines.append(summary(f"{name} (robokit {mode})", "median", results[mode], [], "ms", 1e3))
+        lerobot_rss = [r["peak_rss_mb"] for r in results["lerobot"] if r]
+        ours_rss = [r["peak_rss_mb"] for r in results[modes[0]] if r]
+        if lerobot_rss and ours_rss:
+            lines.append(f"{'':44s} peak RSS robokit {modes[0]} {max(ours_rss):.0f} MB, LeRobot {max(lerobot_rss):.0f} MB")
+    print("\nmedian over rounds of each side's per-process median (range over rounds):")
+    print("\n".join(lines))
+    print(host_line())
 
 
 if __name__ == "__main__":
