@@ -55,10 +55,13 @@ def record(root: Path, features, frames, episodes: int, length: int, codec: str,
     start = time.perf_counter()
     ds = RobotDataset.create(root, fps=FPS, features=features, robot_type="bench", video_codec=codec)
     tick = time.perf_counter()
+    distinct = set()
     for _ in range(episodes):
         for i in range(length):
+            frame = frames[i % len(frames)]
+            distinct.add(id(frame))
             t0 = time.perf_counter()
-            ds.add_frame(frames[i % len(frames)])
+            ds.add_frame(frame)
             add_times.append(time.perf_counter() - t0)
             if pace:
                 tick += 1 / FPS
@@ -71,7 +74,7 @@ def record(root: Path, features, frames, episodes: int, length: int, codec: str,
     ds.finalize()
     finalize_s = time.perf_counter() - t0
     total = time.perf_counter() - start
-    return {"fps": episodes * length / total, "add_ms": np.array(add_times) * 1e3, "save_s": save_times, "finalize_s": finalize_s}
+    return {"fps": episodes * length / total, "distinct": len(distinct), "add_ms": np.array(add_times) * 1e3, "save_s": save_times, "finalize_s": finalize_s}
 
 
 def main() -> None:
@@ -100,8 +103,8 @@ def main() -> None:
             for side in sides if run % 2 == 0 else sides[::-1]:  # the order alternates between rounds
                 if side == "robokit":
                     result = record(work / f"fast{run}", features, frames, args.episodes, args.frames, args.codec, pace=False)
-                    print(f"  [round {run + 1} robokit] {result['fps']:.1f} frames/s (save_episode "
-                          f"{np.mean(result['save_s']):.2f} s avg, finalize {result['finalize_s']:.2f} s)", flush=True)
+                    print(f"  [round {run + 1} robokit] {result['fps']:.1f} frames/s, {result['distinct']} distinct "
+                          f"frames (save_episode {np.mean(result['save_s']):.2f} s avg, finalize {result['finalize_s']:.2f} s)", flush=True)
                     results[side].append({"fps": result["fps"]})
                     continue
                 cmd = [lerobot, str(Path(__file__).with_name("lerobot_recording.py")), "--frames-dir", str(work / "frames"),
