@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -19,28 +20,48 @@ from pathlib import Path
 from typing import Literal
 
 from robokit.cli import parse
-from robokit.commands.hardware import RobotArgs, _terminate_as_interrupt
-from robokit.serving.server import ServeConfig
+from robokit.commands.hardware import RobotArgs
+from robokit.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
 
 
-def serve(argv: list[str]) -> int:
-    from robokit.serving.server import PolicyServer
+class StopRequest:
+    """SIGTERM (and Ctrl-C) as a request to stop: the handler only sets a flag, so a signal that comes
+    while the server starts up is seen by the main loop, never escapes as KeyboardInterrupt (exit 130).
+    Installed first thing in `serve`, before the heavy imports."""
 
+    def __init__(self):
+        self.signal: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+def serve(argv: list[str]) -> int:
+    stop = StopRequest()
     cfg = parse(ServeConfig, argv, prog="robokit serve",
                 description="Serve policies over gRPC: clients send observations, the server streams action chunks.")
-    _terminate_as_interrupt()
+    if stop:
+        return 0
+    from robokit.serving.server import PolicyServer
+
     try:
         server = PolicyServer(cfg).start()
     except (OSError, ValueError) as err:
         print(f"robokit serve: {err}", file=sys.stderr)
         return 2
-    print(f"policy server listening on {cfg.host}:{server.port}", flush=True)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
+        if not stop:
+            print(f"policy server listening on {cfg.host}:{server.port}", flush=True)
+        while not stop:
+            server.wait(timeout=0.2)
+        logger.info("%s: stopping the policy server", signal.Signals(stop.signal).name)
     finally:
         server.stop()
     return 0
@@ -185,16 +206,34 @@ def _build_robot(cfg: RunPolicyConfig, stack: ExitStack):
     return cfg.robot.build()
 
 
-def run_policy(argv: list[str]) -> int:
-    from robokit.serving.transport import ServerError, ServerUnavailableError
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: unwinds like Ctrl-C (the robot is disconnected on the way out), then exits 0."""
 
-    cfg = parse(RunPolicyConfig, argv, prog="robokit run-policy",
-                description="Run a policy on a robot at a fixed rate, with inference on a policy server or in-process.")
-    _terminate_as_interrupt()
+
+def _terminate_once() -> None:
+    """SIGTERM raises Terminated once; a second SIGTERM during the unwinding is ignored, so that
+    the clean-up (releasing the robot) is not itself interrupted."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_policy(argv: list[str]) -> int:
+    _terminate_once()  # first: a SIGTERM during start-up must unwind like one during the run
     try:
-        stats = run_policy_config(cfg)
-    except (ServerUnavailableError, ServerError, ValueError, FileNotFoundError, ConnectionError) as err:
-        print(f"robokit run-policy: {err}", file=sys.stderr)
-        return 1
-    print(stats.report())
+        cfg = parse(RunPolicyConfig, argv, prog="robokit run-policy",
+                    description="Run a policy on a robot at a fixed rate, with inference on a policy server or in-process.")
+        from robokit.serving.transport import ServerError, ServerUnavailableError
+
+        try:
+            stats = run_policy_config(cfg)
+        except (ServerUnavailableError, ServerError, ValueError, FileNotFoundError, ConnectionError) as err:
+            print(f"robokit run-policy: {err}", file=sys.stderr)
+            return 1
+        print(stats.report())
+    except Terminated:  # outside the control loop (run_policy_config handles one during the run)
+        print("robokit run-policy: stopped by SIGTERM", file=sys.stderr)
     return 0

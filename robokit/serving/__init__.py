@@ -11,7 +11,7 @@ The protocol is `robokit_serving.proto` (generated code committed next to it). I
 
 _LAZY = {
     "PolicyServer": "robokit.serving.server",
-    "ServeConfig": "robokit.serving.server",
+    "ServeConfig": "robokit.serving.config",
     "RemoteBackend": "robokit.serving.transport",
     "ServerUnavailableError": "robokit.serving.transport",
     "ServerError": "robokit.serving.transport",

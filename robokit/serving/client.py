@@ -209,6 +209,8 @@ class RobotClient:
             from tqdm import tqdm
 
             bar = tqdm(total=max_steps, desc="actions", unit="step")
+        logger.info("control loop running at %g fps (%s, %d actions per chunk)", self.config.fps, self.config.mode,
+                    self.chunk_size)
         try:
             while True:
                 done_before = self.stats.actions_executed

@@ -13,8 +13,14 @@ import pytest
 
 from robokit.serving import robokit_serving_pb2 as pb
 from robokit.serving.engine import InferenceEngine, ObservationData, ObservationError
-from robokit.serving.server import SESSION_KEY, PolicyServer, ServeConfig, peer_host
-from robokit.serving.transport import RemoteBackend, ServerError, check_health, observation_message, split_parts
+from robokit.serving.server import PolicyServer, ServeConfig, peer_host
+from robokit.serving.transport import (
+    RemoteBackend,
+    ServerError,
+    check_health,
+    observation_message,
+    split_parts,
+)
 
 from .conftest import make_features, observation_at, save_tiny_act
 from .test_server import RawSession, address
