@@ -1,6 +1,7 @@
-"""Training: the loop (`train`), its options (`TrainConfig`), checkpoints with exact resume, EMA."""
+"""Training: the loop (`train`), its options (`TrainConfig`), named recipes, checkpoints with exact resume, EMA."""
 
-from robokit.training.config import RECIPES, TrainConfig, TrainResult
+from robokit.training.config import TrainConfig, TrainResult
+from robokit.training.recipes import RECIPES, Recipe
 from robokit.training.trainer import train
 
-__all__ = ["RECIPES", "TrainConfig", "TrainResult", "train"]
+__all__ = ["RECIPES", "Recipe", "TrainConfig", "TrainResult", "train"]

@@ -11,7 +11,9 @@ import json
 import os
 import random
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,6 +23,8 @@ LAST = "last"
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state -> safetensors tensors + JSON. Parameters are keyed by index (one process, DDP) or
+    by name (FSDP's full optimizer state)."""
     tensors, scalars = {}, {}
     for param_id, param_state in state_dict["state"].items():
         for key, value in param_state.items():
@@ -32,10 +36,10 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict] = {}
+    state: dict[int | str, dict] = {}
     for flat, value in [*tensors.items(), *meta["scalars"].items()]:
-        param_id, _, key = flat.partition("/")
-        state.setdefault(int(param_id), {})[key] = value
+        param_id, _, key = flat.rpartition("/")
+        state.setdefault(int(param_id) if param_id.isdigit() else param_id, {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
@@ -63,10 +67,36 @@ def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+@contextmanager
+def _state_dict_is(module: torch.nn.Module, weights: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Inside the block `module.state_dict()` returns `weights` (FSDP: the full tensors gathered from the
+    shards), so that the policy's own save_pretrained, with whatever files it adds, writes them."""
+    if weights is None:
+        yield
+        return
+
+    def hook(module, state_dict, prefix, local_metadata):
+        if prefix:
+            return
+        missing = [k for k in state_dict if k not in weights]
+        if missing:
+            raise KeyError(f"the gathered weights lack {missing[:5]}")
+        for key in list(state_dict):
+            state_dict[key] = weights[key]
+
+    handle = module.register_state_dict_post_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def save_checkpoint(
-    output_dir: Path, step: int, policy, optimizer, scheduler, extra: dict, ema=None, scaler=None
+    output_dir: Path, step: int, policy, optimizer, scheduler, extra: dict, ema=None, scaler=None,
+    weights: dict[str, torch.Tensor] | None = None, optimizer_state: dict | None = None,
 ) -> Path:
-    """Write checkpoint `step` and point `last` at it."""
+    """Write checkpoint `step` and point `last` at it. `weights` and `optimizer_state` replace the policy's and
+    the optimizer's own state dicts (an FSDP run passes the full ones it gathered)."""
     root = Path(output_dir) / "checkpoints"
     folder = root / f"{step:06d}"
     tmp = root / f".{step:06d}.tmp"
@@ -74,13 +104,14 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     state_dir = tmp / "training_state"
     state_dir.mkdir(parents=True)
-    policy.save_pretrained(tmp / "pretrained_model")
+    with _state_dict_is(policy, weights):
+        policy.save_pretrained(tmp / "pretrained_model")
     if ema is not None:  # pretrained_model gets the EMA weights; training resumes from the raw ones
         save_file(ema.state_dict(), str(state_dir / "ema.safetensors"))
         raw = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
         save_file(raw, str(state_dir / "model.safetensors"))
         ema.export(policy, tmp / "pretrained_model")
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer_state if optimizer_state is not None else optimizer.state_dict())
     save_file(opt_tensors, str(state_dir / "optimizer.safetensors"))
     rng_tensors, rng_meta = rng_state()
     save_file(rng_tensors, str(state_dir / "rng_state.safetensors"))
@@ -113,11 +144,19 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     return folder
 
 
-def load_training_state(folder: Path, optimizer, scheduler, ema=None, scaler=None) -> dict:
-    """Restore optimizer, scheduler, EMA and the grad scaler; return the JSON metadata (step, sampler, rng)."""
+def load_training_state(folder: Path, optimizer, scheduler, ema=None, scaler=None,
+                        load_named: Callable[[dict], None] | None = None) -> dict:
+    """Restore optimizer, scheduler, EMA and the grad scaler; return the JSON metadata (step, sampler, rng).
+    An optimizer state keyed by parameter name (an FSDP run's) goes through `load_named`."""
     state_dir = Path(folder) / "training_state"
     meta = json.loads((state_dir / "training_state.json").read_text())
-    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(state_dir / "optimizer.safetensors")), meta["optimizer"]))
+    optimizer_state = _unflatten_optimizer(load_file(str(state_dir / "optimizer.safetensors")), meta["optimizer"])
+    if any(isinstance(k, str) for k in optimizer_state["state"]):
+        if load_named is None:
+            raise ValueError(f"{state_dir}: the optimizer state is keyed by parameter name; it needs load_named")
+        load_named(optimizer_state)
+    else:
+        optimizer.load_state_dict(optimizer_state)
     scheduler.load_state_dict(meta["scheduler"])
     if ema is not None:
         ema.load_state_dict(load_file(str(state_dir / "ema.safetensors")))

@@ -1,4 +1,4 @@
-"""`robokit train` options, and named recipes (full-scale configs as in the papers)."""
+"""`robokit train` options (named recipes that fill them are in recipes.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ class TrainConfig:
 
     dataset: str = ""
     """Dataset folder or hub repo id."""
-    policy: str = "act"
-    """Policy type (act, diffusion, ...)."""
+    policy: str | None = None
+    """Policy type (act, diffusion, smolvla, pi0, pi05, ...); default act, or with --init the checkpoint's type."""
     policy_args: tuple[str, ...] = ()
     """Policy config overrides as key=value (JSON values), e.g. chunk_size=20 down_dims=[64,128]."""
-    recipe: str | None = None
-    """A named recipe (see RECIPES) that sets policy, policy_args and training options."""
+    init: str | None = None
+    """Start from a pretrained policy and fine-tune: a save_pretrained folder, a training output or checkpoint
+    folder, a LeRobot folder or a hub repo id. Its config is kept (--policy-args override fields); the
+    normalization stats are the new dataset's."""
     output_dir: str = "outputs/train"
     """Where checkpoints, metrics.jsonl and loss_curve.png go."""
     steps: int = 10_000
@@ -34,14 +36,24 @@ class TrainConfig:
     """Learning-rate schedule: constant or cosine (with warmup)."""
     warmup_steps: int = 0
     """Linear warmup steps."""
-    grad_clip_norm: float | None = 10.0
-    """Clip the gradient norm to this (None = no clipping)."""
+    lr_min: float = 0.0
+    """The lr the cosine schedule decays to at the last step."""
+    betas: tuple[float, float] | None = None
+    """AdamW betas (default: the policy's optimizer_betas, else (0.9, 0.999))."""
+    grad_clip_norm: float | None = None
+    """Clip the gradient norm to this; 0 = no clipping (default: the policy's optimizer_grad_clip_norm, else 10)."""
     ema_decay: float | None = None
     """Keep an exponential moving average of the weights (e.g. 0.999); the exported model uses it."""
     amp: str = "no"
     """Mixed precision: no, bf16 or fp16 (fp16 on CUDA only)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in backward instead of keeping them (less memory, ~30% more compute); for
+    policies that implement set_gradient_checkpointing (the VLAs)."""
     compile: bool = False
     """torch.compile the policy's forward."""
+    distributed: str = "ddp"
+    """With torchrun: ddp (a full replica per process) or fsdp (parameters, gradients and optimizer state
+    sharded over the processes: for models that do not fit as replicas)."""
     device: str = "auto"
     """cpu, cuda, cuda:1, ... or auto."""
     num_workers: int = 2
@@ -77,6 +89,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.scheduler not in ("constant", "cosine"):
             raise ValueError(f"scheduler={self.scheduler!r}; expected 'constant' or 'cosine'")
+        if self.distributed not in ("ddp", "fsdp"):
+            raise ValueError(f"distributed={self.distributed!r}; expected 'ddp' or 'fsdp'")
+        if self.grad_clip_norm is not None and self.grad_clip_norm < 0:
+            raise ValueError(f"grad_clip_norm={self.grad_clip_norm}; expected >= 0 (0 = no clipping)")
+        if self.lr_min < 0:
+            raise ValueError(f"lr_min={self.lr_min}; expected >= 0")
         if self.amp not in ("no", "bf16", "fp16"):
             raise ValueError(f"amp={self.amp!r}; expected 'no', 'bf16' or 'fp16'")
         if self.time_budget_min is not None and not self.time_budget_min > 0:
@@ -86,6 +104,16 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum_steps", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}; expected >= 1")
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides) -> "TrainConfig":
+        """The named recipe's settings (robokit.training.recipes), then `overrides` on top."""
+        from robokit.training.recipes import get_recipe
+
+        recipe = get_recipe(name)
+        fields = {"policy": recipe.policy, **recipe.options, **overrides}
+        fields["policy_args"] = tuple(recipe.policy_args) + tuple(overrides.get("policy_args", ()))
+        return cls(**fields)
 
     def policy_overrides(self) -> dict:
         out = {}
@@ -100,48 +128,6 @@ class TrainConfig:
         return out
 
 
-# Full-scale recipes (image-based, as in the papers), ready for a GPU.
-RECIPES: dict[str, dict] = {
-    "act_aloha_transfer_cube": dict(
-        policy="act", steps=100_000, batch_size=8, scheduler="constant", grad_clip_norm=10.0,
-        policy_args=("chunk_size=100", "n_action_steps=100"),
-    ),
-    "diffusion_pusht": dict(
-        policy="diffusion", steps=200_000, batch_size=64, scheduler="cosine", warmup_steps=500,
-        grad_clip_norm=10.0, ema_decay=None, policy_args=("crop_shape=[84,84]", "num_inference_steps=100"),
-    ),
-    # CPU-scale, state-only variants for the evidence runs.
-    "diffusion_pusht_state": dict(
-        policy="diffusion", steps=20_000, batch_size=64, scheduler="cosine", warmup_steps=500,
-        policy_args=("down_dims=[128,256,512]", "crop_shape=null", "num_inference_steps=10"),
-    ),
-    "act_aloha_state": dict(
-        policy="act", steps=20_000, batch_size=16, lr=1e-4,
-        policy_args=("dim_model=256", "dim_feedforward=1024", "chunk_size=50", "n_action_steps=50"),
-    ),
-}
-
-
-def apply_recipe(cfg: TrainConfig) -> TrainConfig:
-    """Fill fields from cfg.recipe; explicit policy_args are appended (they win)."""
-    if cfg.recipe is None:
-        return cfg
-    if cfg.recipe not in RECIPES:
-        import difflib
-
-        close = difflib.get_close_matches(cfg.recipe, RECIPES, n=2)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown recipe {cfg.recipe!r}; expected one of {sorted(RECIPES)}.{hint}")
-    recipe = dict(RECIPES[cfg.recipe])
-    defaults = TrainConfig()
-    for key, value in recipe.items():
-        if key == "policy_args":
-            cfg.policy_args = tuple(value) + tuple(cfg.policy_args)
-        elif getattr(cfg, key) == getattr(defaults, key):  # only fields the user left at default
-            setattr(cfg, key, value)
-    return cfg
-
-
 @dataclass
 class TrainResult:
     output_dir: str
@@ -149,3 +135,5 @@ class TrainResult:
     final_loss: float
     losses: list[float] = field(default_factory=list)
     eval_metrics: list[dict] = field(default_factory=list)
+    rank: int = 0
+    """This process's rank (several processes: only rank 0 reports; every rank's final_loss is the average)."""

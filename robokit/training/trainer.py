@@ -4,7 +4,9 @@
     result = train(TrainConfig(dataset="data/pusht", policy="diffusion", steps=5000))
 
 Several processes: launch with torchrun (`torchrun --nproc_per_node 2 -m robokit.cli train ...`);
-each process reads its shard of every pass over the data and gradients are averaged by DDP.
+each process reads its shard of every pass over the data; gradients are averaged by DDP, or with
+`--distributed fsdp` the model is sharded (see distributed.py). Rank 0 logs, with losses averaged over
+the processes, and writes the checkpoints.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,9 +22,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from robokit.policies import Policy, make_config
+from robokit.progress import progress
+from robokit.training import distributed
 from robokit.training.checkpoint import last_checkpoint, load_training_state, save_checkpoint, set_rng_state
-from robokit.training.config import TrainConfig, TrainResult, apply_recipe
+from robokit.training.config import TrainConfig, TrainResult
 from robokit.training.ema import EMA
+from robokit.training.init_from import policy_from_pretrained
+from robokit.training.protocols import enable_gradient_checkpointing
 from robokit.training.sampler import ResumableSampler, training_indices
 
 logger = logging.getLogger(__name__)
@@ -31,16 +36,16 @@ logger = logging.getLogger(__name__)
 EvalFn = Callable[[Policy, int], dict]
 
 
-def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
-    """Multiplier of the base lr at a step: linear warmup, then constant or cosine decay to 0."""
+def lr_lambda(kind: str, warmup: int, total: int, floor: float = 0.0) -> Callable[[int], float]:
+    """Multiplier of the base lr at a step: linear warmup, then constant or cosine decay to `floor`."""
 
     def f(step: int) -> float:
         if warmup and step < warmup:
             return (step + 1) / warmup
         if kind == "constant":
             return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        position = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * position))
 
     return f
 
@@ -51,20 +56,12 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when not distributed."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
 def build_policy(cfg: TrainConfig, dataset) -> Policy:
-    config = make_config(cfg.policy, **cfg.policy_overrides())
+    """A new policy for the dataset's features and stats: from cfg.init's weights and config, or from scratch."""
+    if cfg.init:
+        return policy_from_pretrained(cfg.init, dataset.features, dataset.meta.stats, cfg.policy,
+                                      cfg.policy_overrides())
+    config = make_config(cfg.policy or "act", **cfg.policy_overrides())
     return Policy.build(config, dataset.features, dataset.meta.stats)
 
 
@@ -80,7 +77,8 @@ def make_dataset(cfg: TrainConfig, policy_for_windows: Policy | None = None):
 
 
 def prepare_batch(batch: dict, device: torch.device, camera_keys) -> dict:
-    """Move a batch to `device`; uint8 camera frames become float32 in [0, 1] there."""
+    """Move a batch to `device`; uint8 camera frames become float32 in [0, 1] there. Everything that is
+    not a tensor passes unchanged: the frames' `task` strings reach `policy.forward` as a list[str]."""
     out = {}
     for key, value in batch.items():
         if isinstance(value, torch.Tensor):
@@ -156,12 +154,13 @@ def train(
     `eval_fn(policy, step) -> metrics` runs every cfg.eval_every steps and at the end (default: the env of cfg.env).
     `stop_after` ends the run early after that step (a simulated interruption for tests).
     """
-    cfg = apply_recipe(cfg)
-    rank, world, local_rank = _distributed()
-    main = rank == 0
+    d = distributed.init(cfg.distributed)
+    main = d.main
+    eval_fn = eval_fn or _default_eval_fn(cfg)
+    _check_fsdp_options(cfg, d, eval_fn)
     device = _device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
+    if device.type == "cuda" and d.world > 1:
+        device = torch.device("cuda", d.local_rank)
     output_dir = Path(cfg.output_dir)
     resume_from = last_checkpoint(output_dir) if cfg.resume else None
     if cfg.resume and resume_from is None:
@@ -184,21 +183,28 @@ def train(
         policy = policy or built
     elif policy is None:
         policy = build_policy(cfg, dataset)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(policy)
     policy.to(device).train()
     output_dir.mkdir(parents=True, exist_ok=True)
+    model = distributed.wrap(policy, d, device)  # before the optimizer: FSDP replaces the parameters by shards
+    forward = torch.compile(model) if cfg.compile else model
 
     pcfg = policy.config
     lr = cfg.lr if cfg.lr is not None else getattr(pcfg, "optimizer_lr", 1e-4)
     weight_decay = cfg.weight_decay if cfg.weight_decay is not None else getattr(pcfg, "optimizer_weight_decay", 0.0)
+    clip = cfg.grad_clip_norm if cfg.grad_clip_norm is not None else getattr(pcfg, "optimizer_grad_clip_norm", 10.0)
     # fused: one kernel over all parameters (CPU and CUDA); the per-parameter loop took 2.3 s of a 5.3 s
     # Diffusion Policy step on CPU, fused ~3x less (benchmarks/bench_policy_latency.py --cases diff_train).
-    # Only on default-layout parameters: fused AdamW goes wrong when a parameter and its resumed state differ in layout.
-    fused = device.type in ("cpu", "cuda") and all(p.is_contiguous() for p in policy.parameters())
-    optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=lr, weight_decay=weight_decay, fused=fused)
-    schedule = lr_lambda(cfg.scheduler, cfg.warmup_steps, cfg.steps)
+    # Only on default-layout parameters: fused AdamW goes wrong when a parameter and its resumed state differ in
+    # layout; and not on FSDP's sharded parameters (DTensors), which take the per-tensor path.
+    fused = device.type in ("cpu", "cuda") and not d.fsdp and all(p.is_contiguous() for p in policy.parameters())
+    optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=lr, weight_decay=weight_decay, fused=fused,
+                                  **({"betas": tuple(cfg.betas)} if cfg.betas else {}))
+    schedule = lr_lambda(cfg.scheduler, cfg.warmup_steps, cfg.steps, floor=cfg.lr_min / lr if lr else 0.0)
     budget = None
     if cfg.time_budget_min:
-        budget = TimeBudget(cfg.time_budget_min, world, device)
+        budget = TimeBudget(cfg.time_budget_min, d.world, device)
     if cfg.schedule_over_budget:
         schedule = _over_budget(schedule, cfg.steps, budget)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -209,21 +215,17 @@ def train(
 
     step, meta = 0, None
     if resume_from is not None:
-        meta = load_training_state(resume_from, optimizer, scheduler, ema, scaler)
+        meta = load_training_state(resume_from, optimizer, scheduler, ema, scaler,
+                                   load_named=lambda state: distributed.load_full_optimizer_state(policy, optimizer, state))
         step = meta["step"]
         if budget is not None:
             budget.elapsed = meta.get("elapsed_s", 0.0)
         logger.info("resuming from %s at step %d", resume_from, step)
 
-    model = policy
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(policy, device_ids=[local_rank] if device.type == "cuda" else None)
-    forward = torch.compile(model) if cfg.compile else model
-
     micro = cfg.batch_size
     sampler = ResumableSampler(
-        training_indices(dataset, getattr(pcfg, "drop_n_last_frames", 0)), seed=cfg.seed, rank=rank, world_size=world,
-        start=step * cfg.grad_accum_steps * micro,
+        training_indices(dataset, getattr(pcfg, "drop_n_last_frames", 0)), seed=cfg.seed, rank=d.rank,
+        world_size=d.world, start=step * cfg.grad_accum_steps * micro,
     )
     loader = DataLoader(
         dataset, batch_size=micro, sampler=sampler, num_workers=cfg.num_workers, drop_last=True,
@@ -236,32 +238,31 @@ def train(
         set_rng_state(meta["rng_tensors"], meta["rng"])
 
     log = MetricsLog(cfg, output_dir, main, step)
-    eval_fn = eval_fn or _default_eval_fn(cfg)
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
     losses, evals = [], []
     last_eval_step = None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.steps, initial=step, disable=not main, desc="train", dynamic_ncols=True)
+    bar = progress(total=cfg.steps, initial=step, disable=not main, desc="train", unit="step")
     window_start, window_samples = time.perf_counter(), 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     final = cfg.steps  # the step treated as the last one (checkpoint, evaluation, plot)
     if budget is not None:
         budget.begin()
     while step < end:
-        optimizer.zero_grad(set_to_none=True)
+        # DDP: the gradients are views of its buckets and must stay allocated (zeroed, not freed)
+        optimizer.zero_grad(set_to_none=d.world == 1 or d.fsdp)
         total_loss, logs = 0.0, {}
         for micro_step in range(cfg.grad_accum_steps):
             batch = prepare_batch(next(batches), device, camera_keys)
             sync = micro_step == cfg.grad_accum_steps - 1
-            ctx = model.no_sync() if world > 1 and not sync else _nullcontext()
-            with ctx, torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            with _gradient_sync(model, d, sync), torch.autocast(device.type, dtype=autocast_dtype,
+                                                                 enabled=autocast_dtype is not None):
                 loss, logs = forward(batch)
             scaler.scale(loss / cfg.grad_accum_steps).backward()
             total_loss += loss.item() / cfg.grad_accum_steps
+        total_loss = distributed.mean(total_loss, d, device)  # the loss of the global batch
         scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            policy.parameters(), cfg.grad_clip_norm if cfg.grad_clip_norm else float("inf")
+        grad_norm = distributed.full_value(
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), clip if clip else float("inf"))
         ).item()
         scaler.step(optimizer)
         scaler.update()
@@ -272,9 +273,10 @@ def train(
             ema.update(policy)
         step += 1
         losses.append(total_loss)
-        window_samples += micro * cfg.grad_accum_steps * world
+        window_samples += micro * cfg.grad_accum_steps * d.world
         if step % cfg.log_every == 0 or step == end:
             elapsed = time.perf_counter() - window_start
+            logs = distributed.mean_logs(logs, d, device)
             record = {"step": step, "loss": total_loss, "lr": scheduler.get_last_lr()[0], "grad_norm": grad_norm,
                       "samples_per_s": window_samples / max(elapsed, 1e-9),
                       **{k: v for k, v in logs.items() if k != "loss"}}
@@ -289,14 +291,17 @@ def train(
             evals.append(_evaluate(eval_fn, policy, ema, step, log))
             last_eval_step = step
         if step % cfg.save_every == 0 or step == final:
+            sampler_state = {"sampler": {"seed": cfg.seed, "consumed_per_rank": step * cfg.grad_accum_steps * micro,
+                                         "world_size": d.world}}
+            if budget is not None:
+                sampler_state["elapsed_s"] = budget.elapsed
+            # FSDP: every process takes part in gathering the full weights and optimizer state; rank 0 writes
+            weights = distributed.full_state_dict(policy, d) if d.fsdp else None
+            optimizer_state = distributed.full_optimizer_state(policy, optimizer, d) if d.fsdp else None
             if main:
-                sampler_state = {"sampler": {"seed": cfg.seed, "consumed_per_rank": step * cfg.grad_accum_steps * micro,
-                                             "world_size": world}}
-                if budget is not None:
-                    sampler_state["elapsed_s"] = budget.elapsed
-                save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema, scaler)
-            if world > 1:
-                torch.distributed.barrier()
+                save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema, scaler,
+                                weights=weights, optimizer_state=optimizer_state)
+            distributed.barrier(d)
     bar.close()
     if eval_fn is not None and main and step == final and last_eval_step != step:
         evals.append(_evaluate(eval_fn, policy, ema, step, log))
@@ -305,9 +310,31 @@ def train(
         from robokit.training.plot import plot_loss_curve
 
         plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
+    final_loss = losses[-1] if losses else float("nan")
     if main:
-        logger.info("trained %d steps; final loss %.4f; outputs in %s", step, losses[-1] if losses else float("nan"), output_dir)
-    return TrainResult(str(output_dir), step, losses[-1] if losses else float("nan"), losses, evals)
+        logger.info("trained %d steps; final loss %.4f; outputs in %s", step, final_loss, output_dir)
+    return TrainResult(str(output_dir), step, final_loss, losses, evals, rank=d.rank)
+
+
+def _check_fsdp_options(cfg: TrainConfig, d: distributed.Dist, eval_fn: EvalFn | None) -> None:
+    """What an FSDP run cannot do yet, said before anything is built."""
+    if not d.fsdp:
+        return
+    for name, bad in (("ema_decay", cfg.ema_decay), ("amp='fp16'", cfg.amp == "fp16"),
+                      ("evaluation during training (env / eval_fn)", eval_fn is not None)):
+        if bad:
+            raise ValueError(f"distributed='fsdp' does not support {name} yet; train without it (bf16 instead of "
+                             "fp16; evaluate the saved checkpoint with robokit eval)")
+
+
+def _gradient_sync(model, d: distributed.Dist, sync: bool):
+    """Gradient accumulation: no gradient communication on the micro-steps before the last one."""
+    if d.world <= 1:
+        return _nullcontext()
+    if d.fsdp:
+        model.set_requires_gradient_sync(sync)
+        return _nullcontext()
+    return _nullcontext() if sync else model.no_sync()
 
 
 class TimeBudget:

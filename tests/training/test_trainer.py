@@ -82,6 +82,21 @@ def test_cli_trains_diffusion(tiny_dataset, tmp_path):
     assert Policy.from_pretrained(out / "checkpoints" / "000003" / "pretrained_model").config.horizon == 8
 
 
+def test_train_piped_prints_a_few_progress_lines(tiny_dataset, tmp_path):
+    """`robokit train ... | tee log`: the log used to hold one carriage-return frame per step."""
+    cmd = [sys.executable, "-m", "robokit.cli", "train", "--dataset", str(tiny_dataset), "--policy", "act",
+           "--policy-args", *ACT_ARGS, "--steps", "200", "--batch-size", "4", "--num-workers", "0",
+           "--save-every", "200", "--no-plot", "--output-dir", str(tmp_path / "run")]
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2], env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    output = proc.stdout + proc.stderr
+    assert "\r" not in output
+    progress_lines = [line for line in output.splitlines() if line.startswith("train:")]
+    assert 1 <= len(progress_lines) <= 11, progress_lines
+    assert len(output.splitlines()) < 25, output
+
+
 def test_ddp_two_cpu_processes(tiny_dataset, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
