@@ -43,7 +43,7 @@ class DemoConfig:
 
 def run(cfg: DemoConfig) -> dict:
     import torch
-    from tqdm import tqdm
+    from robokit.progress import progress as progress_bar
 
     from robokit.data import RobotDataset
     from robokit.data.synthetic import SyntheticEpisode, synthetic_features
@@ -57,7 +57,7 @@ def run(cfg: DemoConfig) -> dict:
     # 1. Record.
     start = time.perf_counter()
     ds = RobotDataset.create(root, fps=cfg.fps, features=features, robot_type="synthetic_arm", video_codec=cfg.codec)
-    with tqdm(total=cfg.episodes * cfg.frames, desc="recording", unit="frame") as bar:
+    with progress_bar(total=cfg.episodes * cfg.frames, desc="recording", unit="frame") as bar:
         for ep in range(cfg.episodes):
             episode = SyntheticEpisode(features, seed=cfg.seed + ep)
             for i in range(cfg.frames):
@@ -82,7 +82,7 @@ def run(cfg: DemoConfig) -> dict:
                                          generator=torch.Generator().manual_seed(cfg.seed))
     start = time.perf_counter()
     batches = 0
-    for batch in tqdm(loader, desc="loading", unit="batch"):
+    for batch in progress_bar(loader, desc="loading", unit="batch"):
         batches += 1
     load_s = time.perf_counter() - start
     shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, torch.Tensor)}

@@ -78,7 +78,7 @@ class FrameCache:
 
 def build(ds: RobotDataset, folder: Path, size: tuple[int, int] | None) -> None:
     """Decode every frame of every camera of the whole dataset into `folder`."""
-    from tqdm import tqdm
+    from robokit.progress import progress as progress_bar
 
     from robokit.data.dataset import RobotDataset
 
@@ -100,7 +100,7 @@ def build(ds: RobotDataset, folder: Path, size: tuple[int, int] | None) -> None:
         shapes[key] = [n, c, h, w]
         arrays[key] = np.memmap(tmp / f"{key}.u8", dtype=np.uint8, mode="w+", shape=(n, c, h, w))
     ep_bounds = list(zip(full._ep_start.tolist(), full._ep_end.tolist()))
-    with tqdm(total=n * len(arrays), desc=f"frame cache {ds.root.name}", unit="frame") as bar:
+    with progress_bar(total=n * len(arrays), desc=f"frame cache {ds.root.name}", unit="frame") as bar:
         for ep_row, (start, end) in enumerate(ep_bounds):
             positions = np.arange(start, end)
             for key, array in arrays.items():

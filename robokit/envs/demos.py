@@ -130,9 +130,9 @@ def record_demos(env_name: str, episodes: int, out: str | Path, seed: int = 0, f
     start = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from robokit.progress import progress as progress_bar
 
-        bar = tqdm(total=episodes * len(names), desc=f"demos {env_name}", unit="ep")
+        bar = progress_bar(total=episodes * len(names), desc=f"demos {env_name}", unit="ep")
     per_env: dict[str, dict] = {}
     try:
         for env in envs:

@@ -150,9 +150,9 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
     n_batches = -(-n_episodes // batch_size)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from robokit.progress import progress as progress_bar
 
-        bar = tqdm(total=n_episodes, desc=f"eval {env_name}", unit="ep", leave=False)
+        bar = progress_bar(total=n_episodes, desc=f"eval {env_name}", unit="ep", leave=False)
     try:
         for b in range(n_batches):
             first = b * batch_size

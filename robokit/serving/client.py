@@ -206,9 +206,9 @@ class RobotClient:
             raise ValueError("run: give max_steps, duration_s or until, or the loop never ends")
         bar = None
         if progress and max_steps:
-            from tqdm import tqdm
+            from robokit.progress import progress as progress_bar
 
-            bar = tqdm(total=max_steps, desc="actions", unit="step")
+            bar = progress_bar(total=max_steps, desc="actions", unit="step")
         logger.info("control loop running at %g fps (%s, %d actions per chunk)", self.config.fps, self.config.mode,
                     self.chunk_size)
         try:

@@ -238,7 +238,7 @@ def _check_cameras(meta: DatasetMeta, report: CheckReport, full: bool, backend: 
                    tolerance_s: float, progress: bool) -> None:
     if not meta.camera_keys:
         return
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     from robokit.data.tools.stats_tools import episode_camera_frames
 
@@ -250,7 +250,7 @@ def _check_cameras(meta: DatasetMeta, report: CheckReport, full: bool, backend: 
     for key in meta.camera_keys:
         spec = meta.features[key]
         shape = tuple(int(s) for s in spec["shape"])
-        for ep in tqdm(list(lengths), desc=f"check {key}", unit="episode", disable=not progress, leave=False):
+        for ep in progress_bar(list(lengths), desc=f"check {key}", unit="episode", disable=not progress, leave=False):
             length = int(lengths[ep])
             where = f"{key}: episode {ep}"
             if spec["dtype"] == "video":

@@ -27,7 +27,7 @@ def convert_dataset(
     progress: bool = True,
 ) -> DatasetMeta:
     """Write the v3.0 version of the v2.x dataset `src` to the new folder `dst`; returns its metadata."""
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     source = DatasetMeta.load(src)
     if source.version not in LEGACY_VERSIONS:
@@ -41,7 +41,7 @@ def convert_dataset(
         video_files_size_in_mb=video_files_size_in_mb,
         video_backend=video_backend,
     ) as out:
-        for ep in tqdm(source.episodes.column("episode_index").tolist(), desc="convert", unit="episode", disable=not progress):
+        for ep in progress_bar(source.episodes.column("episode_index").tolist(), desc="convert", unit="episode", disable=not progress):
             out.add_episode(source, int(ep))
         meta = out.commit()
     logger.info(

@@ -81,7 +81,7 @@ def split_dataset(
     progress: bool = True,
 ) -> list[DatasetMeta]:
     """Write one new dataset per destination, from explicit episode lists or from fractions."""
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     meta = DatasetMeta.load(src)
     if (episodes is None) == (fractions is None):
@@ -103,7 +103,7 @@ def split_dataset(
     results = []
     for dst, part in zip(dsts, parts):
         with DatasetAssembler(dst, meta, video_backend=video_backend) as out:
-            for ep in tqdm(part, desc=f"split -> {Path(dst).name}", unit="episode", disable=not progress):
+            for ep in progress_bar(part, desc=f"split -> {Path(dst).name}", unit="episode", disable=not progress):
                 out.add_episode(meta, ep)
             results.append(out.commit())
         logger.info("split: %s <- %d episodes of %s", dst, len(part), meta.root)
@@ -118,7 +118,7 @@ def delete_episodes(
     progress: bool = True,
 ) -> DatasetMeta:
     """A dataset without `episodes`: written to `dst`, or replacing `src` when `dst` is None."""
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     meta = DatasetMeta.load(src)
     drop = set(parse_episodes(episodes))
@@ -129,7 +129,7 @@ def delete_episodes(
     in_place = dst is None or Path(dst).resolve() == meta.root.resolve()
     target = meta.root if in_place else Path(dst)
     with DatasetAssembler(target, meta, replace=in_place, video_backend=video_backend) as out:
-        for ep in tqdm(keep, desc="delete-episodes", unit="episode", disable=not progress):
+        for ep in progress_bar(keep, desc="delete-episodes", unit="episode", disable=not progress):
             out.add_episode(meta, ep)
         result = out.commit()
     logger.info("deleted episodes %s of %s: %d episodes left, written to %s", sorted(drop), meta.root, len(keep), target)

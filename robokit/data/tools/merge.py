@@ -26,7 +26,7 @@ def merge_datasets(
     progress: bool = True,
 ) -> DatasetMeta:
     """Write the episodes of every dataset in `sources` (in order) to the new folder `dst`."""
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     if len(sources) < 2:
         raise ValueError(f"merge needs at least two datasets, got {len(sources)}: {[str(s) for s in sources]}")
@@ -41,7 +41,7 @@ def merge_datasets(
     ) as out:
         for m in metas[1:]:
             out.check_compatible(m)
-        for m, ep in tqdm(jobs, desc="merge", unit="episode", disable=not progress):
+        for m, ep in progress_bar(jobs, desc="merge", unit="episode", disable=not progress):
             out.add_episode(m, ep)
         meta = out.commit()
     logger.info("merged %d datasets into %s: %d episodes, %d frames, %d tasks",

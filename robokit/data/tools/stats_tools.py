@@ -86,7 +86,7 @@ def recompute_stats(root: str | Path, cameras: bool = True, backend: str | None 
     otherwise their stored stats are kept (and decoded only where missing or incomplete).
     """
     import pyarrow as pa
-    from tqdm.auto import tqdm
+    from robokit.progress import progress as progress_bar
 
     from robokit.data.legacy import stats_column
     from robokit.data.stats import unflatten_stats
@@ -99,7 +99,7 @@ def recompute_stats(root: str | Path, cameras: bool = True, backend: str | None 
         raise DatasetError(f"{meta.root} has no episodes")
     rows = SourceRows()
     all_stats: list[Stats] = []
-    for row in tqdm(list(meta.episodes), desc="recompute-stats", unit="episode", disable=not progress):
+    for row in progress_bar(list(meta.episodes), desc="recompute-stats", unit="episode", disable=not progress):
         ep = int(row["episode_index"])
         stats = tabular_episode_stats(rows.episode(meta, ep), meta.features)
         stored = unflatten_stats(row)
