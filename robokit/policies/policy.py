@@ -4,6 +4,7 @@
     loss, logs = policy(batch)                   # raw batch from the dataset, normalized inside
     action = policy.select_action(observation)   # raw observation in, raw action out
     policy.save_pretrained("out/")               # config.json + model.safetensors + normalization.safetensors
+    policy.push_to_hub("me/act_pusht", dataset_repo_id="me/pusht")   # the same files + a model card
     policy = Policy.from_pretrained("out/")      # any registered type; LeRobot folders too
     policy = Policy.from_pretrained("outputs/train")   # a training output: its last checkpoint (see resolve_pretrained_dir)
 
@@ -267,6 +268,19 @@ class Policy(nn.Module):
         policy = policy_cls(config, inputs, outputs, stats)
         policy.load_weights(load_file(str(directory / WEIGHTS_NAME)), source=str(directory / WEIGHTS_NAME))
         return policy.to(device).eval()
+
+    def push_to_hub(self, repo_id: str, *, dataset_repo_id: str | None = None, steps: int | None = None,
+                    private: bool = False, revision: str | None = None, token: str | None = None) -> str:
+        """Upload this policy (the save_pretrained files + a model card) to the hub; returns the repo URL.
+        See robokit.policies.hub (and `robokit push-policy` for a saved or trained one)."""
+        import tempfile
+
+        from robokit.policies.hub import push_policy
+
+        with tempfile.TemporaryDirectory(prefix="robokit-policy-") as tmp:
+            self.save_pretrained(tmp)
+            return push_policy(tmp, repo_id, dataset_repo_id=dataset_repo_id, steps=steps, private=private,
+                               revision=revision, token=token)
 
     def load_weights(self, state_dict: dict[str, Tensor], source: str = "state dict") -> None:
         missing, unexpected = self.load_state_dict(state_dict, strict=False)
