@@ -11,7 +11,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from robokit.data.meta import DatasetError, DatasetMeta, read_parquet
+from robokit.data.features import stored_shape_problem
+from robokit.data.meta import INFO_PATH, DatasetError, DatasetMeta, DatasetNotFoundError, read_parquet
 from robokit.data.windows import delta_frames, window
 from robokit.data.writer import DatasetWriter, VideoSettings
 
@@ -63,6 +64,8 @@ class RobotDataset(torch.utils.data.Dataset):
 
             self.repo_id = str(root_or_repo_id)
             root = hub.download(self.repo_id, revision=revision, episodes=episodes, cache_dir=cache_dir)
+        elif not root.exists():
+            raise DatasetNotFoundError(f"dataset folder {str(root)!r} does not exist, and it is not a hub repo id (user/name)")
         self.meta = DatasetMeta.load(root)
         self.root = self.meta.root
         self.tolerance_s = tolerance_s
@@ -96,9 +99,15 @@ class RobotDataset(torch.utils.data.Dataset):
         data_files_size_in_mb: float = 100,
         video_files_size_in_mb: float = 200,
     ) -> RobotDataset:
-        """Start a new dataset in the empty (or missing) folder `root`; then `add_frame` / `save_episode`."""
+        """Start a new dataset in `root`; then `add_frame` / `save_episode`.
+
+        `root` must be missing, empty, or hold a dataset that never committed an episode (one
+        created and then interrupted or finalized empty), which is replaced.
+        """
+        from robokit.data.recovery import clear_uncommitted
+
         root = Path(root)
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(root.iterdir()) and not clear_uncommitted(root):
             raise FileExistsError(f"{root} exists and is not empty; use RobotDataset.resume({str(root)!r}) to add episodes")
         meta = DatasetMeta.create(
             root, fps, features, robot_type=robot_type, use_videos=use_videos, chunks_size=chunks_size,
@@ -186,12 +195,21 @@ class RobotDataset(torch.utils.data.Dataset):
         lengths = eps.column("length")[rows].astype(np.int64) if len(rows) else np.zeros(0, np.int64)
 
         columns = [k for k, v in meta.features.items() if v["dtype"] != "video"]
+        for key in meta.video_keys:
+            _check_video_info(key, meta.features[key], self.root / INFO_PATH)
         tables = []
         files: dict[Path, list[int]] = {}
         for ep in selected.tolist():
             files.setdefault(meta.data_file(ep), []).append(ep)
         for path, file_eps in files.items():
             table = read_parquet(path, columns=[c for c in columns if c in _parquet_columns(path)])
+            for key in table.column_names:
+                problem = stored_shape_problem(table.schema.field(key).type, meta.features[key])
+                if problem:
+                    raise DatasetError(
+                        f"{path}: column {key!r} {problem}, but {self.root / INFO_PATH} declares {key!r} as "
+                        f"{meta.features[key]['dtype']} with shape {list(meta.features[key]['shape'])}"
+                    )
             if len(file_eps) != len(np.unique(table.column("episode_index").to_numpy())):
                 table = table.filter(pc.is_in(table.column("episode_index"), pa.array(file_eps, pa.int64())))
             tables.append(table)
@@ -206,7 +224,7 @@ class RobotDataset(torch.utils.data.Dataset):
         for key in columns:
             if table is None or key not in table.column_names:
                 continue
-            self._columns[key] = _column_to_numpy(table.column(key), meta.features[key])
+            self._columns[key] = _column_to_numpy(table.column(key), meta.features[key], key, self.root)
         # Per-position episode bounds, for clamping windows.
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
         self._ep_row = np.repeat(np.arange(len(selected)), lengths)
@@ -311,6 +329,13 @@ class RobotDataset(torch.utils.data.Dataset):
 
             blobs = self._columns[key]
             frames = torch.from_numpy(np.stack([decode_png(blobs[int(p)], key) for p in positions])).permute(0, 3, 1, 2)
+        hwc = (int(frames.shape[2]), int(frames.shape[3]), int(frames.shape[1]))  # frames: (T, C, H, W)
+        if hwc != self._camera_shape(key):
+            source = self._video_files[key][ep_row] if key in self._video_files else self.meta.data_file(self.episodes[ep_row])
+            raise DatasetError(
+                f"{source}: {key!r} frames decode to (height, width, channels) = {hwc}, but "
+                f"{self.root / INFO_PATH} declares shape {list(self.meta.features[key]['shape'])}"
+            )
         # Decoders hand out channels-last views; one contiguous uint8 copy makes the float
         # conversion a plain streaming pass (3x faster than converting the strided view).
         frames = frames.contiguous()
@@ -322,6 +347,13 @@ class RobotDataset(torch.utils.data.Dataset):
             if self.return_uint8:
                 frames = frames.mul(255).round_().to(torch.uint8)
         return frames
+
+    def _camera_shape(self, key: str) -> tuple[int, ...]:
+        """The declared (H, W, C) of a camera, with the frame cache's resize applied."""
+        h, w, c = (int(d) for d in self.meta.features[key]["shape"])
+        if isinstance(self.frame_cache, tuple) and self._frame_cache is not None:
+            h, w = self.frame_cache
+        return (h, w, c)
 
     def _augment(self, frames: torch.Tensor, position: int) -> torch.Tensor:
         """One augmentation for the whole window (T, C, H, W), seeded by the sample when `seed` is set."""
@@ -342,6 +374,18 @@ class RobotDataset(torch.utils.data.Dataset):
         return self.__dict__
 
 
+def _check_video_info(key: str, spec: dict, info_path: Path) -> None:
+    """A video feature's declared shape must be what its recorded `info` says the video holds."""
+    info = spec.get("info") or {}
+    recorded = [info.get("video.height"), info.get("video.width"), info.get("video.channels")]
+    declared = [int(d) for d in spec["shape"]]
+    if all(isinstance(v, int) for v in recorded) and recorded != declared:
+        raise DatasetError(
+            f"{info_path}: video feature {key!r} declares shape {declared} (height, width, channels), but its "
+            f"info (from the video files) says {recorded}; the declared shape was changed or is corrupt"
+        )
+
+
 def _accepts_generator(fn: Callable | None) -> bool:
     if fn is None:
         return False
@@ -360,7 +404,7 @@ def _parquet_columns(path: Path) -> set[str]:
         raise DatasetError(f"cannot read parquet file {path} ({e}); the file may be truncated or corrupt") from e
 
 
-def _column_to_numpy(column, spec: dict):
+def _column_to_numpy(column, spec: dict, key: str, root: Path):
     """A parquet column -> a numpy array shaped (N, *shape) (or (N,) for shape [1]); images stay bytes."""
     import pyarrow as pa
 
@@ -379,4 +423,9 @@ def _column_to_numpy(column, spec: dict):
     array = np.array(values.to_numpy(zero_copy_only=False), dtype=np.dtype(dtype))
     if shape == [1] and array.size == n:
         return array.reshape(n)
+    if array.size != n * int(np.prod(shape)):
+        raise DatasetError(
+            f"{root / 'data'}: column {key!r} holds {array.size} values for {n} frames, but {root / INFO_PATH} "
+            f"declares shape {shape} ({int(np.prod(shape))} values per frame)"
+        )
     return array.reshape(n, *shape)

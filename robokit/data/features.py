@@ -48,6 +48,11 @@ def validate_features(features: dict[str, dict]) -> dict[str, dict]:
         if dtype in CAMERA_DTYPES and names is None:
             names = ["height", "width", "channels"]
         normalized = {"dtype": dtype, "shape": shape, "names": names}
+        if isinstance(spec.get("info"), dict) and spec["info"].get("allow_nonfinite"):
+            raise FeatureError(
+                f"feature {name!r} declares info.allow_nonfinite, which robokit no longer supports: every episode's "
+                "stats (min, max, mean, ...) need finite values; record NaN/inf as a separate bool feature instead"
+            )
         if "info" in spec:
             normalized["info"] = spec["info"]
         out[name] = normalized
@@ -67,10 +72,6 @@ def image_keys(features: dict) -> list[str]:
     return [k for k, v in features.items() if v["dtype"] == "image"]
 
 
-def allows_nonfinite(spec: dict) -> bool:
-    return bool((spec.get("info") or {}).get("allow_nonfinite", False))
-
-
 def _describe(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"shape {tuple(value.shape)} and dtype {value.dtype}"
@@ -81,8 +82,9 @@ def check_frame_value(name: str, value: Any, spec: dict) -> Any:
     """Return `value` converted to what the writer stores, or raise FeatureError naming the problem.
 
     Numbers: any array-like of the declared shape whose kind matches (float for float, int for int,
-    bool for bool); precision is cast to the declared dtype. Cameras: uint8 (H, W, C) or (C, H, W),
-    or float in [0, 1]. Strings: str.
+    bool for bool), finite, and within the declared dtype's range (a float64 1e39 does not fit a
+    float32, a 300 does not fit a uint8); precision is cast to the declared dtype. Cameras: uint8
+    (H, W, C) or (C, H, W), or float in [0, 1]. Strings: str.
     """
     dtype, shape = spec["dtype"], tuple(spec["shape"])
     if dtype == "string":
@@ -104,13 +106,36 @@ def check_frame_value(name: str, value: Any, spec: dict) -> Any:
             f"add_frame: {name!r} has dtype {array.dtype}, the dataset declares {dtype} "
             f"(cast it explicitly if the conversion is intended)"
         )
-    if target.kind == "f" and not allows_nonfinite(spec) and not np.isfinite(array).all():
-        bad = np.flatnonzero(~np.isfinite(array.reshape(-1)))
-        raise FeatureError(
-            f"add_frame: {name!r} contains non-finite values at flat positions {bad[:8].tolist()} "
-            f"(shape {tuple(array.shape)}); the dataset declares it finite"
-        )
+    _check_representable(name, array, target)
     return array.astype(target, copy=False).reshape(shape)
+
+
+def _check_representable(name: str, array: np.ndarray, target: np.dtype) -> None:
+    """Raise FeatureError unless every value is finite and fits `target` (casting would not change it)."""
+    flat = array.reshape(-1)
+    if array.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(flat))
+        if bad.size:
+            raise FeatureError(
+                f"add_frame: {name!r} has the non-finite value {flat[bad[0]]} at flat position {int(bad[0])} "
+                f"(non-finite at positions {bad[:8].tolist()}, shape {tuple(array.shape)}); "
+                "a dataset stores finite numbers only (its stats need them)"
+            )
+    if target.kind == "f" and array.dtype.itemsize > target.itemsize:
+        limit = float(np.finfo(target).max)
+        bad = np.flatnonzero(np.abs(flat) > limit)
+    elif target.kind in "iu" and array.dtype != target:
+        info = np.iinfo(target)
+        bad = np.flatnonzero((flat < info.min) | (flat > info.max))
+        limit = None
+    else:
+        return
+    if bad.size:
+        allowed = f"+-{limit:.4g}" if limit is not None else f"{np.iinfo(target).min}..{np.iinfo(target).max}"
+        raise FeatureError(
+            f"add_frame: {name!r} has the value {flat[bad[0]]} at flat position {int(bad[0])}, outside the "
+            f"range of its declared dtype {target} ({allowed}); it cannot be stored without changing it"
+        )
 
 
 def _same_kind(got: np.dtype, want: np.dtype) -> bool:
@@ -181,3 +206,29 @@ def _hf_feature(spec: dict) -> dict:
     if len(shape) == 1:
         return {"feature": value, "length": shape[0], "_type": "List"}
     return {"shape": shape, "dtype": dtype, "_type": f"Array{len(shape)}D"}
+
+
+def stored_shape_problem(arrow_type, spec: dict) -> str | None:
+    """Why a parquet column of `arrow_type` cannot hold feature `spec` (its dtype kind or shape), or None.
+
+    Fixed-size lists carry their dimensions, which must be the declared shape (shape [1] may be a
+    plain value); variable-size lists must nest as deep as the shape has dimensions."""
+    import pyarrow as pa
+
+    dtype = spec["dtype"]
+    if dtype in ("image", "string", "video"):
+        return None
+    shape = [int(s) for s in spec["shape"]]
+    dims: list[int | None] = []
+    inner = arrow_type
+    while pa.types.is_fixed_size_list(inner) or pa.types.is_list(inner) or pa.types.is_large_list(inner):
+        dims.append(inner.list_size if pa.types.is_fixed_size_list(inner) else None)
+        inner = inner.value_type
+    if not (pa.types.is_integer(inner) or pa.types.is_floating(inner) or pa.types.is_boolean(inner)):
+        return f"holds {arrow_type}, not numbers"
+    if shape == [1] and dims in ([], [1], [None]):
+        return None
+    stored = f"shape [{', '.join('?' if d is None else str(d) for d in dims)}]" if dims else "one value"
+    if len(dims) != len(shape) or any(d is not None and d != s for d, s in zip(dims, shape)):
+        return f"stores {stored} per frame ({arrow_type})"
+    return None

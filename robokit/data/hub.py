@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from robokit.data.meta import CODEBASE_VERSION, DatasetMeta
+from robokit.data.meta import CODEBASE_VERSION, DatasetMeta, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -32,18 +32,34 @@ def files_for_episodes(meta: DatasetMeta, episodes: Sequence[int] | None) -> lis
     return sorted(files)
 
 
+def fetch(repo_id: str, local: Path, allow_patterns: list[str], revision: str | None = None) -> None:
+    """Download the files of dataset repo `repo_id` matching `allow_patterns` into `local`.
+
+    A repo or revision the hub does not have, or a hub that cannot be reached (offline, no cached
+    copy), raises DatasetNotFoundError saying so, without the hub client's traceback."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=local, allow_patterns=allow_patterns)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatasetNotFoundError(
+            f"{repo_id!r} is not a local folder (no such path) and could not be fetched as a hub dataset repo id "
+            f"(revision {revision or 'main'}): {type(e).__name__}: {reason}"
+        ) from None
+
+
 def download(repo_id: str, revision: str | None = None, episodes: Sequence[int] | None = None,
              cache_dir: str | Path | None = None) -> Path:
     """Fetch `repo_id` into `cache_dir/repo_id`: metadata first, then only the needed files."""
-    from huggingface_hub import snapshot_download
-
     local = Path(cache_dir or default_cache_dir()) / repo_id
     logger.info("fetching %s (revision %s) into %s", repo_id, revision or "main", local)
-    snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=local, allow_patterns=["meta/*", "meta/**"])
+    fetch(repo_id, local, ["meta/*", "meta/**"], revision=revision)
     meta = DatasetMeta.load(local)
     needed = files_for_episodes(meta, episodes)
     if needed:
-        snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=local, allow_patterns=needed)
+        fetch(repo_id, local, needed, revision=revision)
     return local
 
 

@@ -30,6 +30,10 @@ class DatasetError(RuntimeError):
     """A dataset on disk is missing, truncated or not in a layout robokit reads; the message names the file."""
 
 
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """No dataset at the given path (nor, for a repo id, on the hub)."""
+
+
 def read_json(path: Path) -> Any:
     if not path.is_file():
         raise DatasetError(f"missing file {path}")
@@ -121,7 +125,7 @@ class DatasetMeta:
 
         root = Path(root)
         if not root.is_dir():
-            raise DatasetError(f"dataset folder {root} does not exist")
+            raise DatasetNotFoundError(f"dataset folder {root} does not exist")
         info_path = root / INFO_PATH
         info = read_json(info_path)
         version = info.get("codebase_version")
@@ -137,8 +141,12 @@ class DatasetMeta:
         for key in ("fps", "features", "data_path"):
             if key not in info:
                 raise DatasetError(f"{info_path} has no {key!r} key")
-        tasks = load_tasks(root / TASKS_PATH)
         episodes = load_episodes(root)
+        _check_counts(root, info, episodes)
+        if not len(episodes) and not (root / TASKS_PATH).exists():
+            tasks = []  # no episode committed yet (tasks.parquet is written with the first one)
+        else:
+            tasks = load_tasks(root / TASKS_PATH)
         stats_path = root / STATS_PATH
         stats = stats_from_json(read_json(stats_path)) if stats_path.is_file() else {}
         return cls(root, info, tasks, episodes, stats)
@@ -292,6 +300,21 @@ class DatasetMeta:
             "tasks": self.task_list,
             "features": {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in self.features.items()},
         }
+
+
+def _check_counts(root: Path, info: dict, episodes: Episodes) -> None:
+    """info.json is written after meta/episodes, so it may count fewer episodes (a kill between the
+    two; `resume` repairs it) but never more: then episode metadata is missing or truncated."""
+    claimed = info.get("total_episodes")
+    if not isinstance(claimed, int) or claimed <= len(episodes):
+        return
+    files = episodes_files(root)
+    where = f"{len(files)} file(s) in meta/episodes/" if files else "no file in meta/episodes/ (missing?)"
+    raise DatasetError(
+        f"{root / INFO_PATH} counts {claimed} episodes ({info.get('total_frames')} frames), but {root / 'meta/episodes'} "
+        f"holds {len(episodes)} ({where}): the episode metadata is missing or truncated; restore it from a copy "
+        "of the dataset (robokit cannot rebuild it from the data files)"
+    )
 
 
 def tasks_table(task_list: list[str]):

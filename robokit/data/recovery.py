@@ -12,8 +12,10 @@ import shutil
 from pathlib import Path
 
 from robokit.data import atomic
-from robokit.data.meta import DatasetMeta, read_parquet
+from robokit.data.meta import INFO_PATH, DatasetError, DatasetMeta, episodes_files, read_json, read_parquet
 from robokit.data.writer import TMP_DIR
+
+DATASET_ENTRIES = {"meta", "data", "videos", TMP_DIR}  # what a dataset writer creates at the top level
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,31 @@ def repair(root: Path) -> list[str]:
     for line in actions:
         logger.info("repair %s: %s", root, line)
     return actions
+
+
+def clear_uncommitted(root: Path) -> bool:
+    """Empty `root` if it holds only a dataset that never committed an episode; returns whether it did.
+
+    Such a folder (a crash or a lost device before the first `save_episode`, or `create` +
+    `finalize` with nothing saved) has no row in meta/episodes/ and only the entries a dataset
+    writer makes; nothing in it is a recorded frame. Anything else is left alone.
+    """
+    root = Path(root)
+    entries = {p.name for p in root.iterdir()}
+    if not entries <= DATASET_ENTRIES or episodes_files(root):
+        return False
+    info_path = root / INFO_PATH
+    if info_path.exists():  # info.json counts episodes only after they are committed: it must say 0
+        try:
+            if read_json(info_path).get("total_episodes") != 0:
+                return False
+        except DatasetError:
+            return False
+    for name in entries:
+        path = root / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    logger.info("%s held a dataset with no committed episode; it was cleared to start a new one", root)
+    return True
 
 
 def rebuild_stats(meta: DatasetMeta) -> None:

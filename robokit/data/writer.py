@@ -13,10 +13,15 @@ files in a crash-safe order:
 
 A reader trusts meta/episodes, so a SIGKILL at any moment loses at most the episode being
 recorded or committed; `repair()` (run by `resume`) trims what an interrupted commit left behind.
+
+An episode gets its index when it is committed (the next after the last committed one), and
+everything that can reject an episode (its table, its stats) is computed before the first file is
+touched: a save that fails leaves the dataset as it was and uses up no index.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import shutil
@@ -52,7 +57,7 @@ class VideoSettings:
 
 @dataclass
 class EpisodeBuffer:
-    episode_index: int
+    parts_dir: Path  # this episode's video parts while recording (under TMP_DIR)
     size: int = 0
     columns: dict[str, list] = field(default_factory=dict)
     task_indices: list[int] = field(default_factory=list)
@@ -83,19 +88,19 @@ class DatasetWriter:
         self._schema = arrow_schema(meta.features)
         self._lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
-        self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._errors: list[str] = []
         self._pending = 0
+        self._buffers_made = 0
         self._done = threading.Condition()
         self._finalized = False
         self._init_positions()
+        self._saved = self._committed_episodes()  # committed + handed to the committer and not failed
         self.buffer = self._new_buffer()
 
     # ------------------------------------------------------------------ positions
     def _init_positions(self) -> None:
         eps = self.meta.episodes
-        self.next_episode_index = int(eps.column("episode_index")[-1]) + 1 if len(eps) else 0
-        self.next_frame_index = int(eps.column("dataset_to_index")[-1]) if len(eps) else 0
         self.data_pos = self._last_pos("data/") if len(eps) else _FilePos()
         self.video_pos = {k: self._last_pos(f"videos/{k}/") if len(eps) else _FilePos() for k in self.meta.video_keys}
         self.meta_pos = self._last_pos("meta/episodes/") if len(eps) else _FilePos()
@@ -107,11 +112,19 @@ class DatasetWriter:
         return _FilePos(int(eps.column(prefix + "chunk_index")[-1]), int(eps.column(prefix + "file_index")[-1]))
 
     def _new_buffer(self) -> EpisodeBuffer:
-        return EpisodeBuffer(episode_index=self.next_episode_index)
+        self._buffers_made += 1
+        return EpisodeBuffer(parts_dir=self.root / TMP_DIR / f"buffer_{self._buffers_made:06d}")
+
+    def _committed_episodes(self) -> int:
+        """The index the next committed episode gets: one past the last committed episode."""
+        eps = self.meta.episodes
+        return int(eps.column("episode_index")[-1]) + 1 if len(eps) else 0
 
     @property
     def num_episodes(self) -> int:
-        return self.next_episode_index
+        """Committed episodes plus those saved and still being committed."""
+        with self._done:
+            return self._saved
 
     # ------------------------------------------------------------------ recording
     def add_frame(self, frame: dict[str, Any]) -> None:
@@ -143,11 +156,14 @@ class DatasetWriter:
                     f"frame_index / fps = {expected} (frames are recorded at a fixed rate)"
                 )
         # Validate everything before touching the buffer, so a bad frame leaves it usable.
-        values = {k: check_frame_value(k, frame[k], self.meta.features[k]) for k in self._user_keys}
+        try:
+            values = {k: check_frame_value(k, frame[k], self.meta.features[k]) for k in self._user_keys}
+        except FeatureError as e:
+            raise FeatureError(f"{e} (frame {buf.size} of the episode; the frame was not added)") from None
         for key, value in values.items():
             if self.meta.features[key]["dtype"] == "video":
                 if key not in buf.encoders:
-                    buf.encoders[key] = self._start_encoder(buf.episode_index, key)
+                    buf.encoders[key] = self._start_encoder(buf.parts_dir, key)
                 buf.encoders[key].add_frame(value)
                 if buf.size % STATS_FRAME_STRIDE == 0:
                     buf.stats_frames.setdefault(key, []).append(_shrink(value))
@@ -159,19 +175,17 @@ class DatasetWriter:
             buf.task_indices.append(self.meta.add_task(task))
         buf.size += 1
 
-    def _start_encoder(self, episode_index: int, key: str):
+    def _start_encoder(self, parts_dir: Path, key: str):
         from robokit.data.video_encode import StreamingVideoEncoder
 
-        path = self.root / TMP_DIR / f"episode_{episode_index:06d}" / f"{key}.mp4"
+        path = parts_dir / f"{key}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         v = self.video
         return StreamingVideoEncoder(path, self.meta.fps, codec=v.codec, pix_fmt=v.pix_fmt, g=v.g, crf=v.crf, preset=v.preset)
 
     def clear_episode_buffer(self) -> None:
         """Drop the frames recorded since the last save (e.g. to re-record a failed attempt)."""
-        for enc in self.buffer.encoders.values():
-            enc.abort()
-        shutil.rmtree(self.root / TMP_DIR / f"episode_{self.buffer.episode_index:06d}", ignore_errors=True)
+        _discard(self.buffer)
         self.buffer = self._new_buffer()
 
     def save_episode(self, wait: bool = True) -> int:
@@ -179,27 +193,32 @@ class DatasetWriter:
 
         With `wait=True` (default) it returns once the episode is durable on disk. With `wait=False`
         it returns at once and the commit runs in the background (the next save or `finalize` waits);
-        an episode not yet committed is lost if the process is killed.
+        an episode not yet committed is lost if the process is killed. The index returned with
+        `wait=False` assumes the episodes saved before it commit; if one of them fails, the next
+        call raises that failure and the later episodes take the indices that follow the dataset's.
+
+        If the commit fails, the episode buffer has already been cleared (its frames are discarded),
+        the dataset is left as it was and no index is used up; the error says so.
         """
         self._raise_background_error()
         buf = self.buffer
         if buf.size == 0:
             raise ValueError("save_episode: the episode buffer is empty; call add_frame first")
-        self.next_episode_index += 1
-        self.next_frame_index += buf.size
         self.buffer = self._new_buffer()
         with self._done:
+            index = self._saved
+            self._saved += 1
             self._pending += 1
         self._ensure_thread()
         self._jobs.put(buf)
         if wait:
             self.wait()
-        return buf.episode_index
+        return index
 
     def wait(self) -> None:
-        """Block until every saved episode is committed; re-raise a background failure."""
+        """Block until every saved episode is committed (or failed); raise a failure."""
         with self._done:
-            while self._pending and self._error is None:
+            while self._pending:
                 self._done.wait(0.1)
         self._raise_background_error()
 
@@ -211,7 +230,7 @@ class DatasetWriter:
             self.wait()
         finally:
             if self.buffer.size:
-                logger.warning("finalize: dropping %d unsaved frames of episode %d", self.buffer.size, self.buffer.episode_index)
+                logger.warning("finalize: dropping %d unsaved frames of the episode being recorded", self.buffer.size)
             self.clear_episode_buffer()
             if self._thread is not None:
                 self._jobs.put(None)
@@ -221,9 +240,10 @@ class DatasetWriter:
             self._finalized = True
 
     def _raise_background_error(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise RuntimeError(f"saving an episode to {self.root} failed: {err}") from err
+        with self._done:
+            errors, self._errors = self._errors, []
+        if errors:
+            raise RuntimeError("; ".join(errors))
 
     # ------------------------------------------------------------------ committing
     def _ensure_thread(self) -> None:
@@ -236,69 +256,45 @@ class DatasetWriter:
             buf = self._jobs.get()
             if buf is None:
                 return
+            index = self._committed_episodes()
             try:
-                if self._error is None:
-                    self._commit(buf)
-            except BaseException as e:  # reported to the recording thread
-                logger.exception("committing episode %d failed", buf.episode_index)
-                self._error = e
-                for enc in buf.encoders.values():
-                    enc.abort()
+                self._commit(buf, index)
+            except _AfterCommitError as e:
+                logger.debug("episode %d: derived metadata failed", index, exc_info=True)
+                with self._done:
+                    self._errors.append(str(e))
+            except BaseException as e:  # reported to the recording thread; the next episodes still commit
+                logger.debug("committing episode %d failed", index, exc_info=True)
+                _discard(buf)
+                message = (
+                    f"saving episode {index} to {self.root} failed: {e}. Its {buf.size} frames were discarded "
+                    f"(the episode buffer was cleared); the dataset is as it was, with {self._committed_episodes()} "
+                    f"episodes, and index {index} is still free: record the episode again"
+                )
+                with self._done:
+                    self._errors.append(message)
+                    self._saved -= 1
             finally:
                 with self._done:
                     self._pending -= 1
                     self._done.notify_all()
 
-    def _commit(self, buf: EpisodeBuffer) -> None:
+    def _commit(self, buf: EpisodeBuffer, episode_index: int) -> None:
         from robokit.data.stats import aggregate_stats, compute_episode_stats, flatten_stats
-        from robokit.data.video_encode import append_video, video_info
 
         meta, fps, n = self.meta, self.meta.fps, buf.size
         first_index = int(meta.episodes.column("dataset_to_index")[-1]) if len(meta.episodes) else 0
-        row: dict[str, Any] = {"episode_index": buf.episode_index}
+        row: dict[str, Any] = {"episode_index": episode_index}
 
-        # 1. videos
+        # 0. everything that can reject the episode, before any file changes
+        parts = {}
         for key in meta.video_keys:
-            enc = buf.encoders[key]
-            frames = enc.close()
+            frames = buf.encoders[key].close()
             if frames != n:
-                raise RuntimeError(f"video {key!r} of episode {buf.episode_index} has {frames} frames, expected {n}")
-            part = self.root / TMP_DIR / f"episode_{buf.episode_index:06d}" / f"{key}.mp4"
-            pos = self.video_pos[key]
-            current = self.root / VIDEO_PATH.format(video_key=key, chunk_index=pos.chunk, file_index=pos.file)
-            limit = meta.info["video_files_size_in_mb"] * 1024 * 1024
-            if current.exists() and current.stat().st_size + part.stat().st_size > limit:
-                pos.advance(meta.chunks_size)
-                current = self.root / VIDEO_PATH.format(video_key=key, chunk_index=pos.chunk, file_index=pos.file)
-            current.parent.mkdir(parents=True, exist_ok=True)
-            from_ts = append_video(current if current.exists() else None, part, current)
-            if "info" not in meta.features[key]:
-                meta.features[key]["info"] = video_info(current)
-            row |= {
-                f"videos/{key}/chunk_index": pos.chunk,
-                f"videos/{key}/file_index": pos.file,
-                f"videos/{key}/from_timestamp": from_ts,
-                f"videos/{key}/to_timestamp": from_ts + n / fps,
-            }
-        shutil.rmtree(self.root / TMP_DIR / f"episode_{buf.episode_index:06d}", ignore_errors=True)
-
-        # 2. data rows
+                raise RuntimeError(f"video {key!r} of the episode has {frames} frames, expected {n}")
+            parts[key] = buf.parts_dir / f"{key}.mp4"
         columns = {k: np.stack(v) for k, v in buf.columns.items()}
-        table = self._episode_table(buf, columns, first_index)
-        data_path = self._append_rows(self.data_pos, DATA_PATH, table, meta.info["data_files_size_in_mb"], "index", first_index)
-        row |= {"data/chunk_index": self.data_pos.chunk, "data/file_index": self.data_pos.file}
-
-        # 3. tasks
-        with self._lock:
-            tasks_snapshot = list(meta.task_list)
-        episode_tasks = [tasks_snapshot[i] for i in dict.fromkeys(buf.task_indices)]
-        if meta.info.get("total_tasks") != len(tasks_snapshot) or not (self.root / "meta/tasks.parquet").exists():
-            from robokit.data.meta import tasks_table
-
-            atomic.write_parquet(self.root / "meta/tasks.parquet", tasks_table(tasks_snapshot))
-            meta.info["total_tasks"] = len(tasks_snapshot)
-
-        # 4. the episode row: the commit point
+        table = self._episode_table(buf, columns, episode_index, first_index)
         stats_input = {k: columns[k] for k in columns if meta.features[k]["dtype"] != "image"}
         stats_input |= {k: np.stack(v) for k, v in buf.stats_frames.items()}
         stats_input |= {
@@ -310,21 +306,85 @@ class DatasetWriter:
         }
         ep_stats = compute_episode_stats(stats_input, meta.features, num_frames=n)
         row |= {
-            "tasks": episode_tasks,
+            "tasks": None,  # placed here to keep LeRobot's column order; filled in step 3
             "length": n,
             "dataset_from_index": first_index,
             "dataset_to_index": first_index + n,
         }
         row |= flatten_stats(ep_stats)
-        self._append_episode_row(row)
-        logger.debug("committed episode %d (%d frames) to %s", buf.episode_index, n, data_path)
 
-        # 5. derived metadata
-        meta.stats = aggregate_stats([meta.stats, ep_stats]) if meta.stats else ep_stats
-        meta.write_stats()
-        meta.write_info()
+        # 1-4 change files; a failure puts back every file (and file position) as it was.
+        rollback = atomic.Rollback()
+        positions = (copy.copy(self.data_pos), copy.deepcopy(self.video_pos), copy.copy(self.meta_pos))
+        total_tasks = meta.info.get("total_tasks")
+        try:
+            self._write_episode(buf, row, parts, table, rollback)
+        except BaseException:
+            rollback.restore()
+            self.data_pos, self.video_pos, self.meta_pos = positions
+            meta.info["total_tasks"] = total_tasks  # so that the next commit rewrites tasks.parquet
+            raise
+        rollback.discard()
+        shutil.rmtree(buf.parts_dir, ignore_errors=True)
+        logger.debug("committed episode %d (%d frames)", episode_index, n)
 
-    def _episode_table(self, buf: EpisodeBuffer, columns: dict[str, np.ndarray], first_index: int):
+        # 5. derived metadata (rebuilt from meta/episodes by `resume` if this fails)
+        try:
+            meta.stats = aggregate_stats([meta.stats, ep_stats]) if meta.stats else ep_stats
+            meta.write_stats()
+            meta.write_info()
+        except Exception as e:  # the episode is committed: say so instead of "discarded"
+            raise _AfterCommitError(
+                f"episode {episode_index} was saved, but updating meta/stats.json or meta/info.json failed ({e}); "
+                f"RobotDataset.resume({str(self.root)!r}) rebuilds them"
+            ) from e
+
+    def _write_episode(self, buf: EpisodeBuffer, row: dict, parts: dict[str, Path], table, rollback) -> None:
+        from robokit.data.video_encode import append_video, video_info
+
+        meta, fps, n = self.meta, self.meta.fps, buf.size
+        # 1. videos
+        for key in meta.video_keys:
+            part = parts[key]
+            pos = self.video_pos[key]
+            current = self.root / VIDEO_PATH.format(video_key=key, chunk_index=pos.chunk, file_index=pos.file)
+            limit = meta.info["video_files_size_in_mb"] * 1024 * 1024
+            if current.exists() and current.stat().st_size + part.stat().st_size > limit:
+                pos.advance(meta.chunks_size)
+                current = self.root / VIDEO_PATH.format(video_key=key, chunk_index=pos.chunk, file_index=pos.file)
+            current.parent.mkdir(parents=True, exist_ok=True)
+            rollback.keep(current)
+            from_ts = append_video(current if current.exists() else None, part, current)
+            if "info" not in meta.features[key]:
+                meta.features[key]["info"] = video_info(current)
+            row |= {
+                f"videos/{key}/chunk_index": pos.chunk,
+                f"videos/{key}/file_index": pos.file,
+                f"videos/{key}/from_timestamp": from_ts,
+                f"videos/{key}/to_timestamp": from_ts + n / fps,
+            }
+
+        # 2. data rows
+        first_index = row["dataset_from_index"]
+        self._append_rows(self.data_pos, DATA_PATH, table, meta.info["data_files_size_in_mb"], "index", first_index, rollback)
+        row |= {"data/chunk_index": self.data_pos.chunk, "data/file_index": self.data_pos.file}
+
+        # 3. tasks
+        with self._lock:
+            tasks_snapshot = list(meta.task_list)
+        episode_tasks = [tasks_snapshot[i] for i in dict.fromkeys(buf.task_indices)]
+        if meta.info.get("total_tasks") != len(tasks_snapshot) or not (self.root / "meta/tasks.parquet").exists():
+            from robokit.data.meta import tasks_table
+
+            rollback.keep(self.root / "meta/tasks.parquet")
+            atomic.write_parquet(self.root / "meta/tasks.parquet", tasks_table(tasks_snapshot))
+            meta.info["total_tasks"] = len(tasks_snapshot)
+
+        # 4. the episode row: the commit point
+        row["tasks"] = episode_tasks
+        self._append_episode_row(row, rollback)
+
+    def _episode_table(self, buf: EpisodeBuffer, columns: dict[str, np.ndarray], episode_index: int, first_index: int):
         import pyarrow as pa
 
         from robokit.data.images import encode_png
@@ -338,7 +398,7 @@ class DatasetWriter:
             elif name == "frame_index":
                 arrays[name] = pa.array(np.arange(n, dtype=np.int64))
             elif name == "episode_index":
-                arrays[name] = pa.array(np.full(n, buf.episode_index, dtype=np.int64))
+                arrays[name] = pa.array(np.full(n, episode_index, dtype=np.int64))
             elif name == "index":
                 arrays[name] = pa.array(np.arange(first_index, first_index + n, dtype=np.int64))
             elif name == "task_index":
@@ -353,7 +413,8 @@ class DatasetWriter:
                 arrays[name] = _fixed_list_array(columns[name], fld.type)
         return pa.table(arrays, schema=self._schema)
 
-    def _append_rows(self, pos: _FilePos, template: str, table, limit_mb: float, order_col: str, keep_below: int) -> Path:
+    def _append_rows(self, pos: _FilePos, template: str, table, limit_mb: float, order_col: str, keep_below: int,
+                     rollback: atomic.Rollback) -> Path:
         """Append `table` to the file at `pos`, or start the next file when it would pass `limit_mb`.
 
         Rows with `order_col >= keep_below` already in the file are left-overs of an interrupted
@@ -371,10 +432,11 @@ class DatasetWriter:
             existing = existing.filter(pc.less(existing.column(order_col), keep_below))
             if existing.num_rows:
                 table = pa.concat_tables([existing.cast(table.schema) if existing.schema != table.schema else existing, table])
+        rollback.keep(path)
         atomic.write_parquet(path, table)
         return path
 
-    def _append_episode_row(self, row: dict) -> None:
+    def _append_episode_row(self, row: dict, rollback: atomic.Rollback) -> None:
         import pyarrow as pa
 
         first = ["episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index", "dataset_to_index"]
@@ -399,9 +461,21 @@ class DatasetWriter:
             existing = read_parquet(path)
             existing = existing.filter(pc.less(existing.column("episode_index"), row["episode_index"]))
             file_rows = pa.concat_tables([_conform(existing, new.schema), new])
+        rollback.keep(path)
         atomic.write_parquet(path, file_rows)
         table = pa.concat_tables([_conform(eps.table, new.schema), new]) if len(eps) else new
         self.meta.episodes = Episodes(table)
+
+
+class _AfterCommitError(RuntimeError):
+    """The episode is committed; only derived metadata failed to update."""
+
+
+def _discard(buf: EpisodeBuffer) -> None:
+    """Stop an episode's encoders and delete its video parts."""
+    for enc in buf.encoders.values():
+        enc.abort()
+    shutil.rmtree(buf.parts_dir, ignore_errors=True)
 
 
 def _conform(table, schema):

@@ -16,12 +16,12 @@ import logging
 import lzma
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from robokit.data.atomic import atomic_write
 from robokit.policies.config import PolicyFeature, get_policy_class
 
 logger = logging.getLogger(__name__)
@@ -71,15 +71,15 @@ def weights_file(directory: Path) -> Path:
     if target.exists() and (expected is None or _sha256(target) == expected):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-        with lzma.open(packed) as src:
+    def decompress(tmp: Path) -> None:  # atomic_write: mode from the umask (not 0600), renamed when complete
+        with lzma.open(packed) as src, open(tmp, "wb") as out:
             for block in iter(lambda: src.read(1 << 20), b""):
-                tmp.write(block)
-    got = _sha256(Path(tmp.name))
-    if expected is not None and got != expected:
-        os.unlink(tmp.name)
-        raise ValueError(f"{packed}: decompressed sha256 {got} != {expected} in {sha_file.name}")
-    os.replace(tmp.name, target)
+                out.write(block)
+        got = _sha256(tmp)
+        if expected is not None and got != expected:
+            raise ValueError(f"{packed}: decompressed sha256 {got} != {expected} in {sha_file.name}")
+
+    atomic_write(target, decompress, suffix=".part")
     return target
 
 

@@ -123,7 +123,7 @@ def _frame(features, **overrides):
     [
         ({"observation.state": np.zeros(7, np.float32)}, r"'observation.state' has shape \(7,\), the dataset declares \(6,\)"),
         ({"action": np.zeros(6, np.int64)}, r"'action' has dtype int64, the dataset declares float32"),
-        ({"action": np.array([0, np.nan, 0, 0, 0, 0], np.float32)}, r"'action' contains non-finite values at flat positions \[1\]"),
+        ({"action": np.array([0, np.nan, 0, 0, 0, 0], np.float32)}, r"'action' has the non-finite value nan at flat position 1"),
         ({"extra": np.zeros(1)}, r"unexpected \['extra'\]"),
         ({"observation.images.front": np.zeros((10, 10, 3), np.uint8)}, r"'observation.images.front' has shape \(10, 10, 3\)"),
         ({"task": None}, "needs a 'task' string"),

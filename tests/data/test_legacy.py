@@ -25,7 +25,7 @@ WINDOWS = {
     "observation.images.wrist": [0],
 }
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="LeRobot fixtures are not available")
+pytestmark = pytest.mark.lerobot_fixtures
 
 
 def assert_same_items(a: RobotDataset, b: RobotDataset) -> None:

@@ -19,7 +19,7 @@ FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 DATASETS = ["v30_video_2cam", "v30_image_state", "v21_legacy"]
 CAMERA_MAX_ABS_DIFF = 2  # both readers decode the same stream; only the YUV -> RGB rounding may differ
 
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="LeRobot fixtures are not available")
+pytestmark = pytest.mark.lerobot_fixtures
 
 
 def load_reference(name: str, suffix: str):

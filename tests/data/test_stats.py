@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,6 @@ from robokit.data.stats import (
     unflatten_stats,
 )
 
-FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"])
 QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
 
 
@@ -57,10 +55,8 @@ def make_episode(n: int, seed: int, state_dim: int = 3) -> dict[str, np.ndarray]
 
 
 @pytest.fixture(scope="module")
-def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"LeRobot fixtures not found at {FIXTURES}")
-    return FIXTURES
+def fixtures(lerobot_fixtures) -> Path:
+    return lerobot_fixtures
 
 
 # --- basics

@@ -130,6 +130,7 @@ def test_presentation_times_are_exact(tmp_path, fps):
     decode_frames(path, [i * (1 / fps) for i in range(9)])
 
 
+@pytest.mark.lerobot_fixtures
 def test_video_info_has_the_keys_lerobot_writes(tmp_path):
     info_json = json.loads((FIXTURES / "v30_video_2cam/meta/info.json").read_text())
     expected = info_json["features"]["observation.images.front"]["info"]
@@ -232,6 +233,7 @@ def _lerobot_episodes():
     return table.to_pylist()
 
 
+@pytest.mark.lerobot_fixtures
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("camera", ["front", "wrist"])
 def test_lerobot_v30_fixture_frames(backend, camera):
@@ -248,6 +250,7 @@ def test_lerobot_v30_fixture_frames(backend, camera):
         assert_frames_match(got, want, min_psnr=30)
 
 
+@pytest.mark.lerobot_fixtures
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lerobot_v21_fixture_frames(backend):
     truth = np.load(FIXTURES / "groundtruth_video.npz")
@@ -439,6 +442,7 @@ def test_fork_drops_inherited_decoders(tmp_path):
     assert len(video_decode._cache.entries) == 1
 
 
+@pytest.mark.lerobot_fixtures
 def test_copied_fixture_tree_is_not_needed(tmp_path):
     # decode_frames accepts str and Path and does not care where the file lives.
     src = FIXTURES / "v30_video_2cam/videos/observation.images.wrist/chunk-000/file-000.mp4"

@@ -17,7 +17,7 @@ from robokit.policies import Policy
 from robokit.policies.attention import Dropout
 
 FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"]) / "policies"
-pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="LeRobot fixtures not available")
+pytestmark = pytest.mark.lerobot_fixtures
 TOL = 1e-5
 
 

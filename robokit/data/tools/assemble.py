@@ -64,6 +64,22 @@ def feature_signature(features: dict) -> dict:
     return {k: (v["dtype"], list(v["shape"]), v.get("names")) for k, v in features.items()}
 
 
+def check_compatible(reference: DatasetMeta, source: DatasetMeta, reference_name: str | None = None) -> None:
+    """Raise ValueError (one line, naming both datasets) if `source` differs from `reference` in fps or features."""
+    ref = reference_name or str(reference.root)
+    if source.fps != reference.fps:
+        raise ValueError(
+            f"{ref} has {reference.fps} fps and {source.root} has {source.fps} fps; datasets must share fps to be merged"
+        )
+    ours, theirs = feature_signature(reference.features), feature_signature(source.features)
+    for key in sorted(set(theirs) | set(ours)):
+        if theirs.get(key) != ours.get(key):
+            raise ValueError(
+                f"{source.root}: feature {key!r} is {theirs.get(key)} (dtype, shape, names) but {ref} "
+                f"has {ours.get(key)}; datasets must have the same features"
+            )
+
+
 def staging_path(dst: Path) -> Path:
     return dst.parent / f".{dst.name}{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
@@ -196,15 +212,7 @@ class DatasetAssembler:
     # ------------------------------------------------------------------ adding
     def check_compatible(self, source: DatasetMeta) -> None:
         """Raise ValueError naming the first difference of fps or features with the new dataset."""
-        if source.fps != self.meta.fps:
-            raise ValueError(f"{source.root} has fps {source.fps}, the new dataset has {self.meta.fps}; datasets must share fps")
-        theirs = feature_signature(source.features)
-        for key in sorted(set(theirs) | set(self.signature)):
-            if theirs.get(key) != self.signature.get(key):
-                raise ValueError(
-                    f"{source.root}: feature {key!r} is {theirs.get(key)} (dtype, shape, names) but the new dataset "
-                    f"has {self.signature.get(key)}; datasets must have the same features"
-                )
+        check_compatible(self.meta, source, reference_name="the new dataset")
 
     def add_episode(self, source: DatasetMeta, episode_index: int) -> int:
         """Copy episode `episode_index` of `source`; returns its index in the new dataset."""

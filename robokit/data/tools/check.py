@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robokit.data.features import stored_shape_problem
 from robokit.data.meta import DatasetError, DatasetMeta, read_parquet
 from robokit.data.stats import STAT_KEYS
 
@@ -29,6 +30,7 @@ logger = logging.getLogger(__name__)
 LEGACY_STAT_KEYS = ("min", "max", "mean", "std", "count")
 TIMESTAMP_TOLERANCE_S = 1e-4
 MAX_FAULTS_PER_KIND = 20  # beyond this, one line says how many more of that kind there were
+DECODE_BATCH = 64  # frames decoded per call with full=True (a failing batch is retried frame by frame)
 
 
 @dataclass
@@ -125,8 +127,8 @@ def _check_episodes(meta: DatasetMeta, report: CheckReport) -> bool:
             source = "meta/tasks" if key == "total_tasks" else "meta/episodes"
             fault(f"info.json: {key} is {info[key]}, but {source} has {actual}")
     if not len(eps):
-        fault("meta/episodes: the dataset has no episodes")
-        fault.close("")
+        fault.close("metadata: info.json agrees with meta/episodes (no episodes)")
+        report.warnings.append("meta/episodes: the dataset has no episodes yet (nothing else to check)")
         return False
     required = ["episode_index", "length", "dataset_from_index", "dataset_to_index"]
     missing = [c for c in required if c not in eps.column_names]
@@ -182,6 +184,10 @@ def _check_data(meta: DatasetMeta, report: CheckReport) -> None:
         if missing:
             fault(f"data: {path} lacks the columns {missing}")
             continue
+        for key in columns:
+            problem = stored_shape_problem(table.schema.field(key).type, meta.features[key])
+            if problem:
+                fault(f"data: {path}: column {key!r} {problem}, but info.json declares shape {list(meta.features[key]['shape'])}")
         ep_col = table.column("episode_index").to_numpy()
         index = table.column("index").to_numpy()
         frame_index = table.column("frame_index").to_numpy()
@@ -240,17 +246,18 @@ def _check_cameras(meta: DatasetMeta, report: CheckReport, full: bool, backend: 
         return
     from robokit.progress import progress as progress_bar
 
-    from robokit.data.tools.stats_tools import episode_camera_frames
-
     fault = _Limited(report, "camera")
     eps = meta.episodes
     lengths = dict(zip(eps.column("episode_index").tolist(), eps.column("length").tolist()))
     durations: dict[Path, float | None] = {}
     decoded = 0
+    total = len(meta.camera_keys) * (sum(lengths.values()) if full else sum(min(2, n) for n in lengths.values()))
+    bar = progress_bar(total=total, desc=f"check {'every frame' if full else 'first/last frames'}", unit="frame",
+               disable=not progress, leave=False)
     for key in meta.camera_keys:
         spec = meta.features[key]
         shape = tuple(int(s) for s in spec["shape"])
-        for ep in progress_bar(list(lengths), desc=f"check {key}", unit="episode", disable=not progress, leave=False):
+        for ep in lengths:
             length = int(lengths[ep])
             where = f"{key}: episode {ep}"
             if spec["dtype"] == "video":
@@ -271,16 +278,50 @@ def _check_cameras(meta: DatasetMeta, report: CheckReport, full: bool, backend: 
                 if durations[path] is not None and durations[path] + tolerance_s < end:
                     fault(f"{where}: {path.name} lasts {durations[path]:.4f} s, but the episode ends at {end:.4f} s")
             positions = np.arange(length) if full else np.unique([0, length - 1])
-            try:
-                frames = episode_camera_frames(meta, ep, key, positions, backend=backend, tolerance_s=tolerance_s)
-            except Exception as e:  # noqa: BLE001 - every decoding failure is a fault to report
-                fault(f"{where}: frames {_ranges(positions.tolist())} do not decode: {e}")
-                continue
-            decoded += len(frames)
-            if frames.shape[1:] != shape:
-                fault(f"{where}: frames are {tuple(frames.shape[1:])}, the feature declares {list(shape)}")
-    what = "every frame" if full else "first and last frame of every episode"
+            for batch in np.array_split(positions, max(1, len(positions) // DECODE_BATCH)):
+                frames, failures = _decode(meta, ep, key, batch, backend, tolerance_s)
+                bar.update(len(batch))
+                if failures:
+                    bad = sorted(failures)
+                    fault(f"{where}: frame(s) {_ranges(bad)} of {length} do not decode ({_where_in_file(meta, ep, key)}): "
+                          f"{failures[bad[0]]}")
+                if frames is None:
+                    continue
+                decoded += len(frames)
+                if frames.shape[1:] != shape:
+                    fault(f"{where}: frames are {tuple(frames.shape[1:])}, the feature declares {list(shape)}")
+                    break
+    bar.close()
+    what = "every frame" if full else "first and last frame of every episode (--full decodes every frame)"
     fault.close(f"cameras: {what} decodes for {len(meta.camera_keys)} camera(s) ({decoded} frames)")
+
+
+def _decode(meta: DatasetMeta, ep: int, key: str, positions: np.ndarray, backend: str | None,
+            tolerance_s: float) -> tuple[np.ndarray | None, dict[int, str]]:
+    """Decode `positions` of one episode; if the batch fails, frame by frame to find which fail.
+
+    Returns the frames that decoded (None if some did not) and {position: error} of those that did not."""
+    from robokit.data.tools.stats_tools import episode_camera_frames
+
+    try:
+        return episode_camera_frames(meta, ep, key, positions, backend=backend, tolerance_s=tolerance_s), {}
+    except Exception:  # noqa: BLE001 - every decoding failure is a fault to report; find the frames below
+        pass
+    failures = {}
+    for p in positions.tolist():
+        try:
+            episode_camera_frames(meta, ep, key, np.array([p]), backend=backend, tolerance_s=tolerance_s)
+        except Exception as e:  # noqa: BLE001
+            failures[int(p)] = str(e)
+    if not failures:  # only the batch failed (e.g. a decoder's state across frames): report it whole
+        failures = {int(p): "decoding them together failed" for p in positions.tolist()}
+    return None, failures
+
+
+def _where_in_file(meta: DatasetMeta, ep: int, key: str) -> str:
+    if meta.features[key]["dtype"] != "video":
+        return str(meta.data_file(ep).relative_to(meta.root))
+    return f"{meta.video_file(ep, key).relative_to(meta.root)} from {meta.video_from_timestamp(ep, key):.3f} s"
 
 
 def _duration(path: Path) -> float | None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from robokit.data.meta import DatasetMeta
+from robokit.data.meta import DatasetMeta, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +20,11 @@ def resolve_root(root_or_repo_id: str | Path, revision: str | None = None, cache
     from robokit.data.dataset import REPO_ID
 
     if not REPO_ID.match(str(root_or_repo_id)):
-        raise FileNotFoundError(f"{root_or_repo_id} is neither a dataset folder nor a hub repo id (user/name)")
-    from huggingface_hub import snapshot_download
-
-    from robokit.data.hub import default_cache_dir
+        raise DatasetNotFoundError(f"{str(root_or_repo_id)!r}: no such folder, and it is not a hub repo id (user/name)")
+    from robokit.data.hub import default_cache_dir, fetch
 
     local = Path(cache_dir or default_cache_dir()) / str(root_or_repo_id)
-    snapshot_download(str(root_or_repo_id), repo_type="dataset", revision=revision, local_dir=local,
-                      allow_patterns=["meta/*", "meta/**"])
+    fetch(str(root_or_repo_id), local, ["meta/*", "meta/**"], revision=revision)
     return local
 
 

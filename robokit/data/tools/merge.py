@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robokit.data.meta import DatasetMeta
-from robokit.data.tools.assemble import DatasetAssembler
+from robokit.data.tools.assemble import DatasetAssembler, check_compatible
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ def merge_datasets(
     if len(sources) < 2:
         raise ValueError(f"merge needs at least two datasets, got {len(sources)}: {[str(s) for s in sources]}")
     metas = [DatasetMeta.load(s) for s in sources]
+    for m in metas[1:]:  # before anything is written
+        check_compatible(metas[0], m)
     robot_types = {m.robot_type for m in metas}
     if len(robot_types) > 1:
         logger.warning("merging datasets of robot types %s; the result keeps %r", sorted(map(str, robot_types)), metas[0].robot_type)
