@@ -70,11 +70,12 @@ def main() -> None:
                         help="resize frames to H x W in the frame cache (the policy's input size)")
     parser.add_argument("--skip-video", action="store_true", help="only the frame-cache mode")
     parser.add_argument("--uint8", action="store_true", help="return camera frames as uint8 (convert on the GPU)")
-    parser.add_argument("--lerobot-python", default=DEFAULT_LEROBOT_PYTHON,
-                        help="interpreter of the reference LeRobot 0.4.4 venv (../shared/tools/lerobot-reference/make-venv)")
+    parser.add_argument("--lerobot-python", default=None,
+                        help="interpreter of the reference LeRobot 0.4.4 venv, built by ../shared/tools/lerobot-reference/"
+                             f"make-venv (default: {DEFAULT_LEROBOT_PYTHON}; without it, robokit only)")
     parser.add_argument("--no-lerobot", action="store_true", help="robokit only")
     args = parser.parse_args()
-    lerobot = None if args.no_lerobot or args.skip_video else lerobot_python(args.lerobot_python)
+    lerobot = lerobot_python(args.lerobot_python, wanted=not (args.no_lerobot or args.skip_video))
     print(host_line(), flush=True)
     root = args.root or Path(tempfile.gettempdir()) / "robokit-bench-loading"
     if not (root / "meta/info.json").exists():

@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from side_by_side import DEFAULT_LEROBOT_PYTHON, emit, host_line, lerobot_python, run_child, summary
 from side_by_side import timed as timed_calls
 
+COUNT_FLOPS = [True]  # set from --no-flops in main()
+
 
 def features(cams: int, hw: tuple[int, int], state: int, action: int) -> dict:
     out = {f"observation.images.cam{i}": {"dtype": "video", "shape": [hw[0], hw[1], 3], "names": None} for i in range(cams)}
@@ -99,7 +101,9 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def count_flops(fn) -> int:
+def count_flops(fn) -> int | None:
+    if not COUNT_FLOPS[0]:  # a later round of an interleaved run: the count does not change, the time it takes is saved
+        return None
     counter = FlopCounterMode(display=False)
     with counter:  # autograd stays on: FlopCounterMode does not see inside inference_mode
         fn()
@@ -171,7 +175,7 @@ def act_case(cams: int, args, train: bool) -> None:
     batch["action"] = torch.randn(8, policy.config.chunk_size, 14, device=args.device)
     batch["action_is_pad"] = torch.zeros(8, policy.config.chunk_size, dtype=torch.bool, device=args.device)
     step, flops_only = train_step_fn(policy, batch, optimizer(policy, args), args)
-    report(args, tag + f", train step b=8 ({args.optimizer})", timed(step, max(3, args.repeats // 4), 1, args.device),
+    report(args, tag + f", train step b=8 ({args.optimizer})", timed(step, max(2, args.repeats // 4), 1, args.device),
            count_flops(flops_only))
 
 
@@ -198,7 +202,7 @@ def diffusion_case(steps: int | None, args, train: bool) -> None:
         cond = model.global_condition(normalized, policy.image_features).detach()
         t = torch.zeros(1, dtype=torch.long, device=args.device)
         step_flops = count_flops(lambda: model.unet(noise.to(cond.dtype), t, cond))
-        repeats = max(3, args.repeats // (5 if steps == 100 else 1))
+        repeats = max(2, args.repeats // 5) if steps == 100 else args.repeats
         with torch.inference_mode():
             times = timed(lambda: policy.predict_action_chunk(obs), repeats, 1 if steps == 100 else args.warmup, args.device)
         report(args, f"{tag} {steps} steps", times, cond_flops + steps * step_flops, extra)
@@ -207,7 +211,7 @@ def diffusion_case(steps: int | None, args, train: bool) -> None:
     batch = observation(feats, 8, steps=2, device=args.device)
     batch["action"] = torch.randn(8, 16, 2, device=args.device)
     step, flops_only = train_step_fn(policy, batch, optimizer(policy, args), args)
-    report(args, f"{tag} train step b=8 ({args.optimizer})", timed(step, max(3, args.repeats // 4), 1, args.device),
+    report(args, f"{tag} train step b=8 ({args.optimizer})", timed(step, max(2, args.repeats // 4), 1, args.device),
            count_flops(flops_only))
 
 
@@ -235,18 +239,20 @@ def main() -> None:
                         help="AdamW implementation of the training cases (robokit train uses fused)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved robokit / LeRobot rounds per case (figures: median over rounds)")
-    parser.add_argument("--lerobot-python", default=DEFAULT_LEROBOT_PYTHON,
-                        help="interpreter of the reference LeRobot 0.4.4 venv (../shared/tools/lerobot-reference/make-venv)")
-    parser.add_argument("--no-lerobot", action="store_true", help="robokit only (one round unless --rounds)")
+    parser.add_argument("--lerobot-python", default=None,
+                        help="interpreter of the reference LeRobot 0.4.4 venv, built by ../shared/tools/lerobot-reference/"
+                             f"make-venv (default: {DEFAULT_LEROBOT_PYTHON}; without it, robokit only)")
+    parser.add_argument("--no-lerobot", action="store_true", help="robokit only")
     parser.add_argument("--peak", type=float, default=None, help=argparse.SUPPRESS)  # matmul probe, set for children
+    parser.add_argument("--no-flops", action="store_true", help=argparse.SUPPRESS)  # children after the first round
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    COUNT_FLOPS[0] = not args.no_flops
     if args.peak is not None:  # a child process: one case
         CASES[args.cases[0]](args)
         return
-    with_lerobot = not args.no_lerobot and args.device == "cpu"
-    lerobot = lerobot_python(args.lerobot_python) if with_lerobot else None
+    lerobot = lerobot_python(args.lerobot_python, wanted=not args.no_lerobot and args.device == "cpu")
     print(host_line())
     if args.device.startswith("cuda"):
         machine = f"{torch.cuda.get_device_name(args.device)}, CUDA {torch.version.cuda}"
@@ -272,7 +278,7 @@ def main() -> None:
         for r in range(args.rounds):
             runs = [(mode, [sys.executable, __file__, *common, "--device", args.device, "--optimizer", args.optimizer,
                             "--cases", name, "--peak", json.dumps(bf16 if mode == "bf16" else fp32)]
-                     + (["--bf16"] if mode == "bf16" else [])) for mode in modes]
+                     + (["--bf16"] if mode == "bf16" else []) + (["--no-flops"] if r else [])) for mode in modes]
             if lerobot:
                 side = ("lerobot", [lerobot, str(Path(__file__).with_name("lerobot_policy.py")), "--case", name, *common])
                 runs.insert(0 if r % 2 else 1, side)  # ABBA: which side goes first alternates between rounds

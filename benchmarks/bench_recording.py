@@ -84,13 +84,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved unpaced runs of each side")
     parser.add_argument("--codec", default="av1", choices=list(LEROBOT_CODECS))
     parser.add_argument("--skip-paced", action="store_true")
-    parser.add_argument("--lerobot-python", default=DEFAULT_LEROBOT_PYTHON,
-                        help="interpreter of the reference LeRobot 0.4.4 venv (../shared/tools/lerobot-reference/make-venv)")
+    parser.add_argument("--lerobot-python", default=None,
+                        help="interpreter of the reference LeRobot 0.4.4 venv, built by ../shared/tools/lerobot-reference/"
+                             f"make-venv (default: {DEFAULT_LEROBOT_PYTHON}; without it, robokit only)")
     parser.add_argument("--lerobot-modes", nargs="+", default=["default", "streaming"], choices=["default", "streaming"],
                         help="LeRobot's create() defaults (PNG frames, encoded at save_episode) and/or its streaming encoder")
     parser.add_argument("--no-lerobot", action="store_true", help="robokit only")
     args = parser.parse_args()
-    lerobot = None if args.no_lerobot else lerobot_python(args.lerobot_python)
+    lerobot = lerobot_python(args.lerobot_python, wanted=not args.no_lerobot)
     print(host_line(), flush=True)
     features, frames = make_frames(args.frames)
     work = Path(tempfile.mkdtemp(prefix="robokit-bench-rec-"))

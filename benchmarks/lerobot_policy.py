@@ -79,7 +79,7 @@ def diffusion(steps: int | None, args) -> list[float]:
             return post(policy.diffusion.generate_actions(batch))
 
         with torch.inference_mode():
-            repeats = max(3, args.repeats // (5 if steps == 100 else 1))
+            repeats = max(2, args.repeats // 5) if steps == 100 else args.repeats
             return timed(chunk, repeats, 1 if steps == 100 else args.warmup)
     batch = observation(inputs, 8, steps=config.n_obs_steps)
     batch["action"] = torch.randn(8, config.horizon, 2)
@@ -97,7 +97,7 @@ def train_steps(policy, pre, batch: dict, args) -> list[float]:
         optimizer.step()
         optimizer.zero_grad()
 
-    return timed(step, max(3, args.repeats // 4), 1)
+    return timed(step, max(2, args.repeats // 4), 1)
 
 
 CASES = {

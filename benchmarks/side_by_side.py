@@ -42,8 +42,17 @@ def host_line() -> str:
     return f"host: {model}; flags {' '.join(have)}; {os.cpu_count()} cores; load {load}; {date}"
 
 
-def lerobot_python(path: str) -> str:
-    """The LeRobot venv's interpreter, or exit with a message that says how to build it."""
+def lerobot_python(path: str | None, wanted: bool = True) -> str | None:
+    """The LeRobot venv's interpreter. `path` None means the default venv, if it has been built: without
+    it the benchmark runs robokit only and says so; a path given explicitly must exist."""
+    if not wanted:
+        return None
+    if path is None:
+        if Path(DEFAULT_LEROBOT_PYTHON).is_file():
+            return DEFAULT_LEROBOT_PYTHON
+        print(f"no LeRobot side: {DEFAULT_LEROBOT_PYTHON} does not exist (build the reference venv with "
+              f"../shared/tools/lerobot-reference/make-venv, or pass --lerobot-python)", flush=True)
+        return None
     if not Path(path).is_file():
         sys.exit(f"--lerobot-python: {path} does not exist; build the reference venv with "
                  f"../shared/tools/lerobot-reference/make-venv (or pass --no-lerobot)")

@@ -70,3 +70,13 @@ def test_a_missing_lerobot_venv_is_named_with_the_command_that_builds_it(tmp_pat
         side_by_side.lerobot_python(str(tmp_path / "no-venv/bin/python"))
     assert "no-venv/bin/python does not exist" in str(exc.value)
     assert "lerobot-reference/make-venv" in str(exc.value)
+
+
+def test_without_the_default_lerobot_venv_the_benchmarks_run_robokit_only_and_say_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(side_by_side, "DEFAULT_LEROBOT_PYTHON", str(tmp_path / "venv-lerobot/bin/python"))
+    assert side_by_side.lerobot_python(None) is None
+    assert "no LeRobot side" in capsys.readouterr().out
+    interpreter = tmp_path / "python"
+    interpreter.write_text("")
+    assert side_by_side.lerobot_python(str(interpreter)) == str(interpreter)
+    assert side_by_side.lerobot_python(str(interpreter), wanted=False) is None
