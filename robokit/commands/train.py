@@ -32,27 +32,35 @@ def _take_recipe(argv: list[str]) -> tuple[str | None, list[str]]:
     return name, rest
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]):
+    """argv -> TrainConfig: the recipe's values (if --recipe is given), then the other flags over them."""
     import tyro
 
-    from robokit.training import TrainConfig, train
+    from robokit.training import TrainConfig
     from robokit.training.recipes import RECIPES, get_recipe
 
-    description = DESCRIPTION.format(recipes=", ".join(RECIPES))
-    try:
-        recipe_name, argv = _take_recipe(list(argv))
-        recipe = get_recipe(recipe_name) if recipe_name else None
-    except ValueError as e:
-        print(f"robokit train: {e}", file=sys.stderr)
-        return 2
+    recipe_name, argv = _take_recipe(list(argv))
+    recipe = get_recipe(recipe_name) if recipe_name else None
     default = None
     if recipe is not None:
         # tyro starts from the recipe's values; policy_args given on the command line are appended to the
         # recipe's below (later key=value items win), the other flags replace the recipe's values
         default = dataclasses.replace(TrainConfig.from_recipe(recipe.name), policy_args=())
+    description = DESCRIPTION.format(recipes=", ".join(RECIPES))
     cfg = tyro.cli(TrainConfig, args=argv, prog="robokit train", description=description, default=default)
     if recipe is not None:
         cfg.policy_args = tuple(recipe.policy_args) + tuple(cfg.policy_args)
+    return cfg
+
+
+def main(argv: list[str]) -> int:
+    from robokit.training import train
+
+    try:
+        cfg = parse_args(argv)
+    except ValueError as e:  # an unknown recipe, a bad option value
+        print(f"robokit train: {e}", file=sys.stderr)
+        return 2
     if not cfg.dataset:
         print("robokit train: --dataset is required (a dataset folder or hub repo id)", file=sys.stderr)
         return 2
