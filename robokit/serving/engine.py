@@ -140,6 +140,11 @@ class InferenceEngine:
                                    f"the policy predicts {self.action_dim}")
         self.accepts_timestep = bool(getattr(policy, "accepts_timestep", False))
 
+    @property
+    def inputs(self) -> list[str]:
+        """The observation features the policy reads (cameras first)."""
+        return [*self.images, *self.vectors]
+
     def check(self, obs: ObservationData) -> None:
         """Raise ObservationError if `obs` lacks a policy input, has the wrong shape, a non-finite value,
         or a frame outside uint8 0..255 / float [0, 1]."""

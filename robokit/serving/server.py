@@ -243,8 +243,17 @@ class PolicyServicer:
         except DecodeError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"SendObservation: the parts do not form an Observation ({err})")
         try:
-            jpeg = sum(t.encoding == pb.JPEG for t in message.tensors.values()) > 1
-            tensors = map_tensors(lambda name, t: decode_tensor(t, name), dict(message.tensors), parallel=jpeg)
+            # Only the policy's inputs are decoded, and only at the shape declared at Setup: a tensor
+            # declaring a huge frame (a tiny JPEG of 20000 x 20000 pixels) is refused before decoding.
+            engine = entry.session.engine
+            inputs = {name: t for name, t in message.tensors.items() if name in engine.inputs}
+            for name, t in inputs.items():
+                declared = [int(s) for s in engine.features[name]["shape"]]
+                if list(t.shape) != declared:
+                    raise TensorDecodeError(f"observation {message.timestep}: {name!r} has shape {list(t.shape)}, "
+                                            f"declared {declared}")
+            jpeg = sum(t.encoding == pb.JPEG for t in inputs.values()) > 1
+            tensors = map_tensors(lambda name, t: decode_tensor(t, name), inputs, parallel=jpeg)
         except TensorDecodeError as err:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"SendObservation: {err}")
         now = time.perf_counter()

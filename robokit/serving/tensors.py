@@ -12,6 +12,7 @@ unpickles: raw bytes become an array through `np.frombuffer` only.
 from __future__ import annotations
 
 import io
+import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -72,7 +73,7 @@ def decode_tensor(msg: pb.Tensor, name: str = "tensor") -> np.ndarray:
         return _decode_jpeg(msg.data, shape, dtype, name)
     if msg.encoding != pb.RAW:
         raise TensorDecodeError(f"{name}: encoding {msg.encoding} is not RAW (0) or JPEG (1)")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a hostile shape cannot overflow to a match
     if len(msg.data) != expected:
         raise TensorDecodeError(f"{name}: {len(msg.data)} bytes for dtype {dtype.name} shape {list(shape)}; "
                                 f"expected {expected}")
@@ -85,9 +86,12 @@ def _decode_jpeg(data: bytes, shape: tuple[int, ...], dtype: np.dtype, name: str
     from PIL import Image
 
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data))  # reads the header only
         if image.format != "JPEG":
             raise TensorDecodeError(f"{name}: encoding is JPEG but the data is {image.format or 'not an image'}")
+        if (image.height, image.width) != shape[:2]:  # before decoding: no allocation for a lying header
+            raise TensorDecodeError(f"{name}: JPEG decodes to {[image.height, image.width, 3]}, the message "
+                                    f"declares {list(shape)}")
         array = np.asarray(image.convert("RGB"))
     except TensorDecodeError:
         raise

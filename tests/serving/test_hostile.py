@@ -179,6 +179,50 @@ def test_a_chunk_of_non_finite_actions_stops_the_client(act_path, features):
     assert io.actions == []
 
 
+@pytest.mark.parametrize("shape", [[2**32, 2**32], [2**62, 4], [2**63 - 1, 2]])
+def test_a_shape_whose_size_overflows_int64_is_refused(server, act_path, features, shape):
+    from robokit.serving.tensors import TensorDecodeError, decode_tensor
+
+    tensor = pb.Tensor(dtype=pb.FLOAT32, shape=shape, data=b"")
+    with pytest.raises(TensorDecodeError, match=r"0 bytes for dtype float32 shape .*; expected \d+"):
+        decode_tensor(tensor, "observation.state")  # was a raw numpy ValueError: the product wrapped around to 0
+    raw = RawSession(server, act_path, features)
+    try:
+        obs = observation_message(ObservationData(0, observation_at(features, 0)))
+        obs.tensors["observation.state"].CopyFrom(tensor)
+        with pytest.raises(grpc.RpcError) as err:  # was UNKNOWN with a traceback
+            raw.send_parts(split_parts(obs.SerializeToString(), 1 << 20))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"'observation.state' has shape {shape}, declared [4]" in err.value.details()
+    finally:
+        raw.close()
+
+
+def test_a_jpeg_larger_than_declared_is_refused_before_decoding(server, camera_policy):
+    import io
+
+    from PIL import Image
+
+    path, feats = camera_policy
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000)).save(buffer, format="JPEG", quality=10)  # ~36 MB of pixels in a few KB
+    raw = RawSession(server, path, feats)
+    try:
+        obs = observation_message(ObservationData(0, observation_at(feats, 0)))
+        obs.tensors["observation.images.front"].CopyFrom(
+            pb.Tensor(dtype=pb.UINT8, shape=[12, 16, 3], data=buffer.getvalue(), encoding=pb.JPEG))
+        with pytest.raises(grpc.RpcError) as err:
+            raw.send_parts(split_parts(obs.SerializeToString(), 1 << 20))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "JPEG decodes to [3000, 4000, 3], the message declares [12, 16, 3]" in err.value.details()
+        obs.tensors["observation.images.front"].shape[:] = [3000, 4000, 3]
+        with pytest.raises(grpc.RpcError) as err:
+            raw.send_parts(split_parts(obs.SerializeToString(), 1 << 20))
+        assert "'observation.images.front' has shape [3000, 4000, 3], declared [12, 16, 3]" in err.value.details()
+    finally:
+        raw.close()
+
+
 def test_peer_host():
     assert peer_host("ipv4:10.0.0.5:51234") == "10.0.0.5"
     assert peer_host("ipv6:[::1]:5000") == "::1"
