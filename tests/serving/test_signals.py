@@ -97,3 +97,19 @@ def test_run_policy_exits_0_on_sigterm_while_running(pusht_policy, tmp_path):
     code, out, err = terminate(process)
     assert code == 0, err[-2000:]
     assert "actions" in out and stats.exists()
+
+
+def test_serve_exits_0_on_sigterm_with_a_client_streaming(act_path, features):
+    from robokit.serving.transport import RemoteBackend
+
+    port = free_port()
+    process = start(["serve", "--port", str(port)])
+    assert "policy server listening on" in process.stdout.readline()
+    backend = RemoteBackend(f"127.0.0.1:{port}", str(act_path), features, reconnect_timeout_s=0.5)
+    try:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        backend.close()
+    assert process.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "stopping the policy server" in err
