@@ -49,3 +49,107 @@ def test_import_robokit_is_light():
     code = "import sys, robokit; heavy = [m for m in ('torch', 'pyarrow', 'av', 'tyro') if m in sys.modules]; print(heavy)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- mistakes get a message, not a traceback (issue 17) ----------------------------------------------
+def _fails_cleanly(capsys, argv, code=1) -> str:
+    """Run `robokit argv`; it must exit `code` with one error line + the --verbose hint, no traceback."""
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("robokit ")]
+    assert len(lines) == 1 and f"robokit {argv[0]}: error: " in lines[0], err
+    assert "(run with --verbose for the traceback)" in err
+    return lines[0]
+
+
+def test_unknown_robot_type_is_a_usage_error(capsys):
+    line = _fails_cleanly(capsys, ["teleoperate", "--robot.type", "so101_folower"], code=2)
+    assert "unknown robot type 'so101_folower'" in line and "Did you mean 'so101_follower'?" in line
+
+
+def test_unknown_virtual_arm_and_device_types(capsys):
+    assert "unknown virtual arm 'so102'" in _fails_cleanly(capsys, ["virtual-arm", "so102"], code=2)
+    assert "unknown device type 'so101_lead'" in _fails_cleanly(
+        capsys, ["calibrate", "--type", "so101_lead"], code=2
+    )
+
+
+def test_missing_dataset_path(capsys, tmp_path):
+    line = _fails_cleanly(capsys, ["dataset", "info", str(tmp_path / "nowhere")])
+    assert str(tmp_path / "nowhere") in line
+
+
+def test_verbose_after_the_command_shows_the_traceback(capsys, tmp_path):
+    assert main(["dataset", "info", str(tmp_path / "nowhere"), "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "robokit dataset: error: " in err and "run with --verbose" not in err
+
+
+def test_calibrating_a_joint_that_never_moved(capsys, tmp_path, monkeypatch):
+    pytest.importorskip("scservo_sdk")
+    import io
+
+    from robokit.robots.virtual import VirtualArm
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n\n"))  # ENTER at the middle pose, ENTER at once after
+    with VirtualArm("so101") as arm:
+        line = _fails_cleanly(
+            capsys,
+            ["calibrate", "--type", "so101_follower", "--port", arm.port, "--calibration-dir", str(tmp_path)],
+        )
+    assert "did not move" in line and "'shoulder_pan'" in line and "calibrate again" in line
+    assert not list(tmp_path.rglob("*.json"))  # nothing saved
+
+
+def test_lekiwi_client_timeout_names_the_host_port(capsys):
+    pytest.importorskip("zmq")
+    import socket
+
+    with socket.socket() as a, socket.socket() as b:  # two ports nobody listens on
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        commands, observations = a.getsockname()[1], b.getsockname()[1]
+    line = _fails_cleanly(
+        capsys,
+        ["teleoperate", "--robot.type", "lekiwi_client", "--robot.port-commands", str(commands),
+         "--robot.port-observations", str(observations), "--teleop.type", "keyboard", "--duration-s", "5"],
+    )
+    assert f"127.0.0.1:{observations}" in line and "lekiwi-host" in line
+
+
+@pytest.mark.parametrize(
+    ("robot", "module", "package"), [("stretch3", "stretch_body", "hello-robot-stretch-body"),
+                                     ("reachy2", "reachy2_sdk", "reachy2-sdk")]
+)
+def test_missing_vendor_sdk_names_the_pip_package(capsys, monkeypatch, robot, module, package):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed (None makes the import fail)
+    line = _fails_cleanly(capsys, ["teleoperate", "--robot.type", robot, "--teleop.type", "keyboard"])
+    assert f"pip install {package}" in line
+
+
+def test_offline_hub_id_is_one_line(tmp_path):
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "robokit.cli", "dataset", "info", "someone/no-such-dataset"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "robokit dataset: error: " in proc.stderr and "someone/no-such-dataset" in proc.stderr
+
+
+def test_help_into_a_closed_pipe_exits_quietly():
+    """`robokit teleoperate --help | head`: the reader goes away; no BrokenPipeError traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "robokit.cli", "teleoperate", "--help"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `head` exiting before robokit writes
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "BrokenPipeError" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_bugs_keep_their_traceback():
+    from robokit.errors import user_message
+
+    assert user_message(TypeError("unsupported operand")) is None
+    assert user_message(KeyError("observation.state")) is None  # a bare lookup failure is a bug
+    assert user_message(KeyError("unknown action key 'x'")) == "unknown action key 'x'"
+    assert user_message(FileNotFoundError("no such folder")) == "no such folder"

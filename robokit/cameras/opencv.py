@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from robokit.cameras.camera import Camera, CameraConfig, rotate
+from robokit.errors import install_hint
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def _cv2():
         import cv2
     except ImportError as exc:
         raise ImportError(
-            "OpenCV cameras need opencv-python-headless: pip install 'robokit[hardware]'"
+            f"OpenCV cameras need opencv-python-headless: {install_hint('hardware')}"
         ) from exc
     return cv2
 

@@ -15,8 +15,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 from robokit.cli import parse
+from robokit.errors import UsageError
+from robokit.robots.registry import ROBOTS, TELEOPERATORS, VIRTUAL_ARMS
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +29,8 @@ logger = logging.getLogger(__name__)
 # -- device arguments shared by the commands ---------------------------------------------------------
 @dataclass
 class RobotArgs:
-    type: str = "so101_follower"
-    """Robot type: so101_follower, so100_follower, koch_follower, moss_follower, bi_so101_follower, aloha, lekiwi, lekiwi_client, hope_jr_arm, hope_jr_hand, sim."""
+    # the lists of types come from the registries, so a new robot shows up in --help by itself
+    type: Annotated[str, tyro.conf.arg(help=f"Robot type: {', '.join(ROBOTS)}.")] = "so101_follower"
     port: str = ""
     """Servo bus port (`robokit find-port`; `robokit virtual-arm` prints one)."""
     id: str = "default"
@@ -44,6 +49,10 @@ class RobotArgs:
     """Bimanual robots: port of the right arm."""
     remote_ip: str = "127.0.0.1"
     """lekiwi_client: address of the robot running `robokit lekiwi-host`."""
+    port_commands: int = 5555
+    """lekiwi_client: the host's command port (--port-commands of `robokit lekiwi-host`)."""
+    port_observations: int = 5556
+    """lekiwi_client: the host's observation port (--port-observations of `robokit lekiwi-host`)."""
     env: str = "aloha_transfer_cube"
     """sim: the simulated env behind the robot (see robokit.envs)."""
     side: str = "right"
@@ -61,8 +70,13 @@ class RobotArgs:
 
 @dataclass
 class TeleopArgs:
-    type: str = "so101_leader"
-    """Teleoperator type: so101_leader, so100_leader, koch_leader, moss_leader, bi_so101_leader, aloha_leader, lekiwi_leader, homunculus_glove, keyboard (with an arm robot: end-effector control), gamepad."""
+    type: Annotated[
+        str,
+        tyro.conf.arg(
+            help=f"Teleoperator type: {', '.join(TELEOPERATORS)}. keyboard and gamepad drive an arm robot "
+            "in end-effector space (inverse kinematics), a robot with a base in base velocities."
+        ),
+    ] = "so101_leader"
     port: str = ""
     """Servo bus port of the leader arm."""
     id: str = "default"
@@ -78,9 +92,9 @@ class TeleopArgs:
     side: str = "right"
     """homunculus_glove: the hand wearing it, right or left."""
     mode: str | None = None
-    """keyboard: 'ee' (end-effector deltas -> joint targets by inverse kinematics, SO-100/101) or 'base' (LeKiwi); default: 'base' for a robot with a base, else 'ee'."""
+    """keyboard, gamepad: 'ee' (end-effector deltas -> joint targets by inverse kinematics, SO-100/101) or 'base' (LeKiwi); default: 'base' for a robot with a base, else 'ee'."""
     ee_speed: float = 0.05
-    """keyboard 'ee' mode: end-effector speed in m/s while a direction key is held."""
+    """keyboard / gamepad 'ee' mode: end-effector speed in m/s with a key held (a stick pushed fully)."""
 
     def build(self):
         from robokit.robots.registry import teleoperator_class
@@ -95,7 +109,7 @@ class TeleopArgs:
     def build_for(self, robot, fps: float):
         """The teleoperator for `robot`: a keyboard drives an arm in end-effector space (inverse kinematics)."""
         args = self
-        if self.type == "keyboard" and self.mode is None:
+        if self.type in ("keyboard", "gamepad") and self.mode is None:
             has_base = any(k.endswith(".vel") for k in robot.action_features)
             args = dataclasses.replace(self, mode="base" if has_base else "ee")
         from robokit.teleoperators.end_effector import for_robot
@@ -115,8 +129,9 @@ def _terminate_as_interrupt() -> None:
 # -- virtual-arm -----------------------------------------------------------------------------------------
 @dataclass
 class VirtualArmConfig:
-    arms: tuple[str, ...] = ("so101",)
-    """Arms to emulate: so101, so101_leader, so100(_leader), moss, koch(_leader), bi_so101(_leader), aloha(_leader), viperx, widowx, lekiwi, hope_jr_arm, hope_jr_hand, homunculus_glove."""
+    arms: Annotated[tuple[str, ...], tyro.conf.arg(help=f"Arms to emulate: {', '.join(VIRTUAL_ARMS)}.")] = (
+        "so101",
+    )
     id: str | None = None
     """Also write a matching calibration file for this robot id, so the arms need no calibration."""
     calibration_dir: str | None = None
@@ -273,8 +288,9 @@ def find_cameras(argv: list[str]) -> int:
 # -- calibrate / setup-motors ----------------------------------------------------------------------------
 @dataclass
 class DeviceConfig:
-    type: str = "so101_follower"
-    """A robot or teleoperator type (so101_follower, so101_leader, koch_follower, koch_leader, ...)."""
+    type: Annotated[
+        str, tyro.conf.arg(help=f"A robot or teleoperator type: {', '.join([*ROBOTS, *TELEOPERATORS])}.")
+    ] = "so101_follower"
     port: str = ""
     """Servo bus port."""
     id: str = "default"
@@ -286,15 +302,13 @@ class DeviceConfig:
 
 
 def _build_device(cfg: DeviceConfig):
-    from robokit.robots.registry import ROBOTS, TELEOPERATORS
-
     if cfg.type in TELEOPERATORS:
         return TeleopArgs(cfg.type, cfg.port, cfg.id, cfg.calibration_dir, side=cfg.side).build()
     if cfg.type not in ROBOTS:
         from robokit.cli import suggest
 
-        raise SystemExit(
-            f"unknown device type {cfg.type!r}; known: {sorted({**ROBOTS, **TELEOPERATORS})}."
+        raise UsageError(
+            f"unknown device type {cfg.type!r}; known: {', '.join(sorted({**ROBOTS, **TELEOPERATORS}))}."
             f"{suggest(cfg.type, [*ROBOTS, *TELEOPERATORS])}"
         )
     return dataclasses.replace(

@@ -40,39 +40,65 @@ class LoopTimer:
         self.late_ticks = 0
         self._warn_every_s = warn_every_s
         self._last_warn = 0.0
-        self._start = time.perf_counter()
-        self._tick_start = self._start
-        self._next = self._start + self.period
+        self._restart(time.perf_counter())
+        self._started = False
+
+    def _restart(self, now: float) -> None:
+        self._start = self._tick_start = now
+        self._next = now + self.period
+
+    def _start_if_first(self, now: float) -> None:
+        """The schedule starts with the first tick, not at construction (connecting can take seconds)."""
+        if not self._started:
+            self._started = True
+            self._restart(now)
 
     @contextlib.contextmanager
     def stage(self, name: str):
         t0 = time.perf_counter()
+        self._start_if_first(t0)
         try:
             yield
         finally:
             self.stages[name].append(time.perf_counter() - t0)
 
     def wait(self) -> None:
-        """End the tick: sleep until the next one (a late tick restarts the schedule from now)."""
+        """End the tick: sleep until the next one (a late tick restarts the schedule from now).
+
+        A tick is late when it ends past its deadline, for one of two reasons, each named in the
+        warning: its work took longer than the period, or the sleep before it woke up late (a
+        busy host). The work's own time is measured from the end of the previous tick's wait.
+        """
         now = time.perf_counter()
+        self._start_if_first(now)
         busy = now - self._tick_start
-        if now > self._next:
-            self.late_ticks += 1
-            self._next = now  # do not try to catch up with a burst of ticks
-            if now - self._last_warn > self._warn_every_s:
-                self._last_warn = now
-                logger.warning(
-                    "loop is behind %g fps: a tick took %.1f ms (period %.1f ms)",
-                    self.fps,
-                    busy * 1e3,
-                    self.period * 1e3,
-                )
+        if now > self._next:  # the work overran the period
+            self._late(now, f"a tick's work took {busy * 1e3:.1f} ms")
         else:
             precise_sleep(self._next - now)
+            woke = time.perf_counter()
+            if woke - self._next > self._slack:  # the work fit; the host woke us late
+                self._late(
+                    woke,
+                    f"the host woke the loop {(woke - self._next) * 1e3:.1f} ms late "
+                    f"(the tick's work took {busy * 1e3:.1f} ms)",
+                )
         end = time.perf_counter()
         self.tick_durations.append(end - self._tick_start)
         self._tick_start = end
         self._next += self.period
+
+    @property
+    def _slack(self) -> float:
+        """Lateness below this is scheduling noise, not a late tick: 10% of the period, at most 2 ms."""
+        return min(0.1 * self.period, 0.002)
+
+    def _late(self, now: float, why: str) -> None:
+        self.late_ticks += 1
+        self._next = now  # do not try to catch up with a burst of ticks
+        if now - self._last_warn > self._warn_every_s:
+            self._last_warn = now
+            logger.warning("loop is behind %g fps (period %.1f ms): %s", self.fps, self.period * 1e3, why)
 
     @property
     def ticks(self) -> int:
@@ -80,7 +106,8 @@ class LoopTimer:
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self._start
+        """Seconds since the first tick started (0 before)."""
+        return time.perf_counter() - self._start if self._started else 0.0
 
     def summary(self) -> dict:
         durations = np.asarray(self.tick_durations) if self.tick_durations else np.zeros(1)

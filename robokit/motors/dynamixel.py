@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from robokit.errors import install_hint
 from robokit.motors.motors_bus import MotorsBus
 
 
@@ -11,7 +12,7 @@ def _import_sdk():
     try:
         import dynamixel_sdk
     except ImportError as exc:
-        raise ImportError("Dynamixel servos need `dynamixel-sdk`: pip install 'robokit[hardware]'") from exc
+        raise ImportError(f"Dynamixel servos need `dynamixel-sdk`: {install_hint('hardware')}") from exc
     return dynamixel_sdk
 
 

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from robokit.errors import install_hint
 from robokit.motors import protocol as P
 from robokit.motors.motors_bus import _PORT_ERRORS, MotorsBus, PortLostError
 
@@ -28,7 +29,7 @@ def _import_sdk():
     try:
         import scservo_sdk
     except ImportError as exc:
-        raise ImportError("Feetech servos need `feetech-servo-sdk`: pip install 'robokit[hardware]'") from exc
+        raise ImportError(f"Feetech servos need `feetech-servo-sdk`: {install_hint('hardware')}") from exc
     return scservo_sdk
 
 

@@ -515,7 +515,8 @@ class MotorsBus(abc.ABC):
         flat = [name for name in motors if mins[name] == maxs[name]]
         if flat:
             raise ValueError(
-                f"record_ranges_of_motion: motors {flat} did not move; sweep every joint through its range"
+                f"joints {', '.join(map(repr, flat))} did not move while the ranges of motion were recorded; "
+                "move every joint through its whole range before pressing ENTER, and calibrate again"
             )
         return {n: int(v) for n, v in mins.items()}, {n: int(v) for n, v in maxs.items()}
 

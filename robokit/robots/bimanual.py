@@ -85,6 +85,10 @@ class BimanualFollower(Robot):
         return {f"{side}_{k}": v for side, arm in self.arms.items() for k, v in arm.action_features.items()}
 
     @property
+    def action_limits(self) -> dict[str, tuple[float, float]]:
+        return {f"{side}_{k}": v for side, arm in self.arms.items() for k, v in arm.action_limits.items()}
+
+    @property
     def is_connected(self) -> bool:
         return all(arm.is_connected for arm in self.arms.values()) and all(
             c.is_connected for c in self.cameras.values()

@@ -19,6 +19,7 @@ import numpy as np
 
 from robokit.cameras.camera import CameraConfig
 from robokit.motors.feetech import FeetechMotorsBus
+from robokit.robots.robot import NotCalibratedError
 from robokit.robots.servo_arm import ServoArmConfig, ServoArmFollower, clamp_relative
 
 ARM_LAYOUT = {
@@ -126,7 +127,7 @@ class LeKiwi(ServoArmFollower):
 
     def send_action(self, action: dict[str, Any]) -> dict[str, Any]:
         if not self._calibration_ok:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`"
             )
         unknown = set(action) - set(self.action_features)

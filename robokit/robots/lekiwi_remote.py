@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from robokit.errors import install_hint
 from robokit.robots.lekiwi import ARM_LAYOUT, BASE_FEATURES, LeKiwi
 from robokit.robots.robot import DeviceNotConnectedError, Robot, RobotConfig
 
@@ -30,7 +31,7 @@ def _zmq():
     try:
         import zmq
     except ImportError as exc:
-        raise ImportError("LeKiwi's network link needs pyzmq: pip install 'robokit[hardware]'") from exc
+        raise ImportError(f"LeKiwi's network link needs pyzmq: {install_hint('hardware')}") from exc
     return zmq
 
 
@@ -215,7 +216,8 @@ class LeKiwiClient(Robot):
         if self.observations.poll(int(self.config.timeout_s * 1000), zmq.POLLIN) == 0:
             raise TimeoutError(
                 f"{self!r}: no observation from {self.config.remote_ip}:{self.config.port_observations} "
-                f"within {self.config.timeout_s} s; is the LeKiwi host running?"
+                f"within {self.config.timeout_s} s; is `robokit lekiwi-host` running on the robot, with "
+                f"--port-observations {self.config.port_observations} and --port-commands {self.config.port_commands}?"
             )
         obs = decode_observation(self.observations.recv())
         missing = set(self.observation_features) - set(obs)

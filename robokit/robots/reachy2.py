@@ -82,7 +82,10 @@ class Reachy2(Robot):
         try:
             from reachy2_sdk import ReachySDK
         except ImportError as exc:
-            raise ImportError("Reachy 2 needs Pollen Robotics' SDK: pip install reachy2-sdk") from exc
+            raise ImportError(
+                "Reachy 2 needs Pollen Robotics' SDK: pip install reachy2-sdk (it pins grpcio 1.73 and protobuf 6, "
+                "older than robokit's serving extra: use an environment without robokit[serving] for it)"
+            ) from exc
         reachy = ReachySDK(host=self.config.ip_address)
         if not reachy.is_connected():
             raise ConnectionError(f"{self!r}: could not reach Reachy 2 at {self.config.ip_address}")

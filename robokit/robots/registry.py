@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import importlib
 
+from robokit.errors import UsageError
+
 ROBOTS: dict[str, str] = {
     "so101_follower": "robokit.robots.so101:SO101Follower",
     "so100_follower": "robokit.robots.so101:SO100Follower",
@@ -50,6 +52,7 @@ VIRTUAL_ARMS: dict[str, str] = {
     "aloha": "aloha",
     "aloha_leader": "aloha_leader",
     "lekiwi": "lekiwi",
+    "lekiwi_leader": "so101_leader",  # LeKiwi's leader is an SO-101 leader arm (+ the keyboard for the base)
     "hope_jr_arm": "hope_jr_arm",
     "hope_jr_hand": "hope_jr_hand",
     "homunculus_glove": "homunculus_glove",  # a sensor stream, not servos (robokit.robots.virtual_glove)
@@ -60,7 +63,7 @@ def _check(table: dict[str, str], kind: str, type_name: str) -> None:
     if type_name not in table:
         close = difflib.get_close_matches(type_name, table, n=2)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown {kind} {type_name!r}; known: {sorted(table)}.{hint}")
+        raise UsageError(f"unknown {kind} {type_name!r}; known: {', '.join(sorted(table))}.{hint}")
 
 
 def _load(table: dict[str, str], kind: str, type_name: str):

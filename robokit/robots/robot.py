@@ -10,14 +10,22 @@ same loops everywhere:
 
 Feature convention (LeRobot's): a joint is a key `"<motor>.pos"` with value type `float`; a camera
 is a key `"<camera name>"` with value the frame shape `(height, width, 3)`.
+
+Every robot's `send_action` checks the action first (`check_action`, installed by the base class
+on each subclass's `send_action`): a value that is not a finite number, or lies far outside what
+the robot accepts (`action_limits`), is refused by name before anything reaches the hardware.
 """
 
 from __future__ import annotations
 
 import abc
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from robokit.errors import RobokitError
 
 DEFAULT_CALIBRATION_DIR = Path("~/.cache/robokit/calibration").expanduser()
 
@@ -32,12 +40,45 @@ class RobotConfig:
     """Folder holding calibration files (default ~/.cache/robokit/calibration)."""
 
 
-class DeviceNotConnectedError(RuntimeError):
+class DeviceNotConnectedError(RobokitError, RuntimeError):
     """An operation needs `connect()` first."""
 
 
-class DeviceAlreadyConnectedError(RuntimeError):
+class DeviceAlreadyConnectedError(RobokitError, RuntimeError):
     """`connect()` called twice."""
+
+
+class NotCalibratedError(RobokitError, RuntimeError):
+    """The device has no (matching) calibration, so it refuses to move."""
+
+
+MAX_ABS_ACTION = 1e6
+"""Without known limits, an action value beyond this magnitude is refused as absurd."""
+
+
+def check_action(robot: "Robot", action: Mapping[str, Any]) -> None:
+    """Refuse, naming the key, an action value that is not a finite number or is far outside its limits."""
+    if not isinstance(action, Mapping):
+        raise TypeError(f"{robot!r}.send_action: action is a {type(action).__name__}, expected a dict of floats")
+    limits = robot.action_limits
+    for key, value in action.items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{robot!r}.send_action: {key!r}={value!r} is not a number; nothing was sent"
+            ) from None
+        if not math.isfinite(number):
+            raise ValueError(
+                f"{robot!r}.send_action: {key!r}={number} is not finite; nothing was sent "
+                "(a policy or teleoperator produced NaN or inf)"
+            )
+        lo, hi = limits.get(key, (-MAX_ABS_ACTION, MAX_ABS_ACTION))
+        if not lo <= number <= hi:
+            raise ValueError(
+                f"{robot!r}.send_action: {key!r}={number:g} is far outside the accepted [{lo:g}, {hi:g}]; "
+                "nothing was sent"
+            )
 
 
 class Robot(abc.ABC):
@@ -45,6 +86,21 @@ class Robot(abc.ABC):
 
     name: str = "robot"
     """The robot type, e.g. "so101_follower" (also recorded as a dataset's `robot_type`)."""
+
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's own `send_action` runs `check_action` first, so no robot can skip it."""
+        super().__init_subclass__(**kwargs)
+        impl = cls.__dict__.get("send_action")
+        if impl is None or getattr(impl, "checks_action", False) or getattr(impl, "__isabstractmethod__", False):
+            return
+
+        @functools.wraps(impl)
+        def send_action(self, action):
+            check_action(self, action)
+            return impl(self, action)
+
+        send_action.checks_action = True
+        cls.send_action = send_action
 
     def __init__(self, config: RobotConfig):
         self.config = config
@@ -72,6 +128,12 @@ class Robot(abc.ABC):
     @abc.abstractmethod
     def action_features(self) -> dict[str, Any]:
         """`{"<joint>.pos": float, ...}`; valid before connect()."""
+
+    @property
+    def action_limits(self) -> dict[str, tuple[float, float]]:
+        """`{key: (low, high)}`: values outside are refused as absurd (not clamped); other keys get
+        +-MAX_ABS_ACTION. The bounds are generous: the robot still clamps values near its range."""
+        return {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     @property

@@ -18,7 +18,13 @@ from typing import Any, Callable
 from robokit.cameras.camera import Camera, CameraConfig, make_camera
 from robokit.motors.calibration import MotorCalibration, MotorNormMode, load_calibration, save_calibration
 from robokit.motors.motors_bus import Motor, MotorsBus
-from robokit.robots.robot import DeviceAlreadyConnectedError, DeviceNotConnectedError, Robot, RobotConfig
+from robokit.robots.robot import (
+    DeviceAlreadyConnectedError,
+    DeviceNotConnectedError,
+    NotCalibratedError,
+    Robot,
+    RobotConfig,
+)
 from robokit.teleoperators.teleoperator import Teleoperator, TeleoperatorConfig
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,20 @@ def arm_motors(
         name: Motor(motor_id, model, MotorNormMode.RANGE_0_100 if name == gripper else body)
         for name, (motor_id, model) in layout.items()
     }
+
+
+# How far past its normalized range a goal may lie and still be clamped (a policy's overshoot);
+# beyond, it is refused as absurd (NaN, 1e9, a unit mix-up).
+_ACCEPTED = {
+    MotorNormMode.RANGE_M100_100: (-200.0, 200.0),
+    MotorNormMode.RANGE_0_100: (-50.0, 150.0),
+    MotorNormMode.DEGREES: (-360.0, 360.0),
+}
+
+
+def joint_limits(bus: MotorsBus, prefix: str = "") -> dict[str, tuple[float, float]]:
+    """`{"<prefix><motor>.pos": (low, high)}`: the goals the bus's motors accept before clamping."""
+    return {f"{prefix}{name}.pos": _ACCEPTED[motor.norm_mode] for name, motor in bus.motors.items()}
 
 
 def interactive_calibration(
@@ -134,7 +154,7 @@ class _ServoDevice:
                 "calibration has motors" in problems[0] or "calibration id" in problems[0]
             )
             if names_differ:
-                raise RuntimeError(
+                raise NotCalibratedError(
                     f"{self!r}: the calibration file {self.calibration_fpath} does not match the motors "
                     f"found ({'; '.join(problems)}); refusing to move. Recalibrate with `robokit calibrate`"
                 )
@@ -191,6 +211,10 @@ class ServoArmFollower(_ServoDevice, Robot):
         return {f"{m}.pos": float for m in self.layout}
 
     @property
+    def action_limits(self) -> dict[str, tuple[float, float]]:
+        return joint_limits(self.bus)
+
+    @property
     def is_connected(self) -> bool:
         return self.bus.is_connected and all(c.is_connected for c in self.cameras.values())
 
@@ -226,7 +250,7 @@ class ServoArmFollower(_ServoDevice, Robot):
         if not self.bus.is_connected:
             raise DeviceNotConnectedError(f"{self!r} is not connected")
         if not self._calibration_ok:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"{self!r} is not calibrated ({self.calibration_fpath}); refusing to move. Run `robokit calibrate`"
             )
         goal = {}
@@ -294,7 +318,7 @@ class ServoArmLeader(_ServoDevice, Teleoperator):
 
     def get_action(self) -> dict[str, float]:
         if not self._calibration_ok:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"{self!r} is not calibrated ({self.calibration_fpath}); run `robokit calibrate`"
             )
         return self._joint_positions()

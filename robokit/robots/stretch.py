@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robokit.cameras.camera import Camera, CameraConfig, make_camera
-from robokit.robots.robot import DeviceAlreadyConnectedError, DeviceNotConnectedError, Robot, RobotConfig
+from robokit.robots.robot import (
+    DeviceAlreadyConnectedError,
+    DeviceNotConnectedError,
+    NotCalibratedError,
+    Robot,
+    RobotConfig,
+)
 from robokit.robots.servo_arm import clamp_relative
 
 # feature -> (status path, command) ; commands are applied by `_command`
@@ -67,7 +73,8 @@ class Stretch3(Robot):
             import stretch_body.robot
         except ImportError as exc:
             raise ImportError(
-                "Stretch 3 needs Hello Robot's SDK: pip install hello-robot-stretch-body"
+                "Stretch 3 needs Hello Robot's SDK (installed on the robot): pip install hello-robot-stretch-body "
+                "(its PyAudio dependency builds against the system package portaudio19-dev)"
             ) from exc
         robot = stretch_body.robot.Robot()
         if not robot.startup():
@@ -105,7 +112,7 @@ class Stretch3(Robot):
         if self.robot is None:
             raise DeviceNotConnectedError(f"{self!r} is not connected")
         if not self.is_calibrated:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"{self!r} is not homed; refusing to move. Run `robokit calibrate --type stretch3`"
             )
         unknown = set(action) - set(self.action_features)

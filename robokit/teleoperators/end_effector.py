@@ -27,6 +27,7 @@ import numpy as np
 
 from robokit.motors.calibration import MotorNormMode
 from robokit.robots.kinematics import SO101_CHAIN, KinematicChain, inverse_kinematics
+from robokit.robots.robot import NotCalibratedError
 from robokit.teleoperators.teleoperator import Teleoperator
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class EndEffectorTeleop(Teleoperator):
         """Start from where the arm is: its joints, in radians, and its gripper point."""
         bus = self.robot.bus
         if not bus.calibration:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"end-effector control: {self.robot!r} has no calibration; run `robokit calibrate`"
             )
         self._rad_per_unit = np.array([self._scale(j.name) for j in self.chain.joints])

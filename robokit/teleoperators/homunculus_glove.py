@@ -31,7 +31,7 @@ from robokit.motors.calibration import (
     normalize,
     save_calibration,
 )
-from robokit.robots.robot import DeviceAlreadyConnectedError, DeviceNotConnectedError
+from robokit.robots.robot import DeviceAlreadyConnectedError, DeviceNotConnectedError, NotCalibratedError
 from robokit.teleoperators.teleoperator import Teleoperator, TeleoperatorConfig
 
 logger = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ class HomunculusGlove(Teleoperator):
     def read_joints(self) -> dict[str, float]:
         """The glove's own joints, smoothed and normalized (abductions -100..100, the rest 0..100)."""
         if not self.is_calibrated:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"{self!r} is not calibrated ({self.calibration_fpath}); run `robokit calibrate`"
             )
         raw = list(self.read_raw().values())

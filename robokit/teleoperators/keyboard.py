@@ -8,6 +8,14 @@
 
 Keys come from pynput when a display is available; `press()` / `release()` feed them from any
 other source (a test, a web page, a terminal reader).
+
+`GamepadTeleop` gives the same two kinds of action from a gamepad (pygame's joystick module):
+
+    base:  left stick x.vel / y.vel, right stick left/right theta.vel
+    ee:    left stick x (up = forward) / y (left), right stick up/down z, RB open / LB close the gripper
+
+In "ee" mode both emit `delta_x`, `delta_y`, `delta_z`, `gripper` in -1..1, which
+`robokit.teleoperators.end_effector.EndEffectorTeleop` turns into an arm's joint targets.
 """
 
 from __future__ import annotations
@@ -34,8 +42,16 @@ class KeyboardTeleopConfig(TeleoperatorConfig):
     """Listen to the keyboard with pynput (needs a display); else keys come only through press()."""
 
     def __post_init__(self):
-        if self.mode not in ("base", "ee"):
-            raise ValueError(f"KeyboardTeleopConfig.mode={self.mode!r}, expected 'base' or 'ee'")
+        _check_mode(type(self).__name__, self.mode)
+
+
+BASE_KEYS = ("x.vel", "y.vel", "theta.vel")
+EE_KEYS = ("delta_x", "delta_y", "delta_z", "gripper")
+
+
+def _check_mode(owner: str, mode: str) -> None:
+    if mode not in ("base", "ee"):
+        raise ValueError(f"{owner}.mode={mode!r}, expected 'base' (base velocities) or 'ee' (end-effector deltas)")
 
 
 class KeyboardTeleop(Teleoperator):
@@ -53,12 +69,7 @@ class KeyboardTeleop(Teleoperator):
 
     @property
     def action_features(self) -> dict[str, Any]:
-        keys = (
-            ("x.vel", "y.vel", "theta.vel")
-            if self.config.mode == "base"
-            else ("delta_x", "delta_y", "delta_z", "gripper")
-        )
-        return {k: float for k in keys}
+        return {k: float for k in (BASE_KEYS if self.config.mode == "base" else EE_KEYS)}
 
     @property
     def is_connected(self) -> bool:
@@ -139,16 +150,39 @@ def gamepad_to_base(
     }
 
 
+def gamepad_to_ee(axes: list[float], buttons: list[bool], deadzone: float = 0.1) -> dict[str, float]:
+    """End-effector deltas in -1..1: left stick (axes 0, 1) x/y, right stick y (axis 4) z; RB (5) open, LB (4) close.
+
+    Sticks report -1..1 with y down positive; pushing a stick up moves forward (+x) or up (+z),
+    pushing it left moves to the left (+y), like the keyboard's arrows.
+    """
+
+    def dz(v: float) -> float:
+        return 0.0 if abs(v) < deadzone else float(v)
+
+    return {
+        "delta_x": -dz(axes[1]),
+        "delta_y": -dz(axes[0]),
+        "delta_z": -dz(axes[4]),
+        "gripper": float(bool(buttons[5])) - float(bool(buttons[4])),
+    }
+
+
 @dataclass
 class GamepadTeleopConfig(TeleoperatorConfig):
     joystick_index: int = 0
     """Which joystick pygame opens."""
     deadzone: float = 0.1
     """Stick values below this are treated as zero."""
+    mode: str = "base"
+    """"base": x.vel / y.vel / theta.vel; "ee": delta_x / delta_y / delta_z / gripper (for an arm)."""
+
+    def __post_init__(self):
+        _check_mode(type(self).__name__, self.mode)
 
 
 class GamepadTeleop(Teleoperator):
-    """Base motion from a gamepad through pygame's joystick module (imported on connect)."""
+    """Base velocities or end-effector deltas from a gamepad (pygame's joystick module, imported on connect)."""
 
     name = "gamepad"
     config_class = GamepadTeleopConfig
@@ -160,7 +194,7 @@ class GamepadTeleop(Teleoperator):
 
     @property
     def action_features(self) -> dict[str, Any]:
-        return {"x.vel": float, "y.vel": float, "theta.vel": float}
+        return {k: float for k in (BASE_KEYS if self.config.mode == "base" else EE_KEYS)}
 
     @property
     def is_connected(self) -> bool:
@@ -183,8 +217,13 @@ class GamepadTeleop(Teleoperator):
         import pygame
 
         pygame.event.pump()
-        axes = [self._joystick.get_axis(i) for i in range(max(4, self._joystick.get_numaxes()))]
-        return gamepad_to_base(axes, self.config.deadzone)
+        pad = self._joystick
+        n_axes, n_buttons = pad.get_numaxes(), pad.get_numbuttons()
+        axes = [pad.get_axis(i) if i < n_axes else 0.0 for i in range(max(5, n_axes))]
+        if self.config.mode == "base":
+            return gamepad_to_base(axes, self.config.deadzone)
+        buttons = [bool(pad.get_button(i)) if i < n_buttons else False for i in range(max(6, n_buttons))]
+        return gamepad_to_ee(axes, buttons, self.config.deadzone)
 
     def disconnect(self) -> None:
         self._joystick = None
