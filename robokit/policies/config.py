@@ -20,6 +20,8 @@ BUILTIN_POLICIES: dict[str, str] = {
     "act": "robokit.policies.act",
     "diffusion": "robokit.policies.diffusion",
     "smolvla": "robokit.policies.smolvla",
+    "pi0": "robokit.policies.pi0",
+    "pi05": "robokit.policies.pi0",
 }
 _REGISTRY: dict[str, type] = {}  # type name -> Policy subclass
 

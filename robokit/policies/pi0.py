@@ -271,15 +271,16 @@ class PI0Model(nn.Module):
         b, t = action_emb.shape[:2]
         if cfg.discrete_state:
             cond = F.silu(self.time_mlp_out(F.silu(self.time_mlp_in(time_emb))))  # (B, De)
-            embs, starts = action_emb, [1] + [0] * (t - 1)
+            embs, n_starts = action_emb, 1  # one causal block: the action tokens
         else:
             cond = None
             fused = torch.cat([action_emb, time_emb[:, None].expand(b, t, -1)], dim=2)  # (B, T, 2 De)
             fused = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(fused)))
             state_emb = self.state_proj(state.to(self.dtype))[:, None]  # (B, 1, De)
-            embs, starts = torch.cat([state_emb, fused], dim=1), [1, 1] + [0] * (t - 1)
+            embs, n_starts = torch.cat([state_emb, fused], dim=1), 2  # two blocks: the state, then the actions
         pads = torch.ones(embs.shape[:2], dtype=torch.bool, device=embs.device)
-        ar = torch.tensor(starts, dtype=torch.bool, device=embs.device).expand(b, -1)
+        ar = torch.zeros_like(pads)  # built on the device (no host copy: the chunk can run as one CUDA graph)
+        ar[:, :n_starts] = True
         return embs, pads, ar, cond
 
     def velocity_joint(self, prefix: tuple[Tensor, Tensor, Tensor], state: Tensor | None, x_t: Tensor,
@@ -357,6 +358,42 @@ def pi05_prompt(task: str, bins: list[int]) -> str:
     return f"Task: {text}, State: {' '.join(str(int(b)) for b in bins)};\nAction: "
 
 
+class ChunkGraphs:
+    """One CUDA graph per input shape for a whole chunk (prefix, KV cache and every Euler step): a replay
+    launches the ~thousands of small kernels of a chunk at once instead of one Python call each.
+
+    The graph reads the parameters' storage, so in-place updates (an optimizer step, load_state_dict) are
+    seen; a new dtype or device makes new storage and a new key.
+    """
+
+    def __init__(self) -> None:
+        self._graphs: dict[tuple, tuple[list[Tensor], Any, Tensor]] = {}
+
+    def clear(self) -> None:
+        self._graphs.clear()
+
+    def run(self, fn, inputs: list[Tensor], key: tuple) -> Tensor:
+        key = (*key, tuple((tuple(x.shape), x.dtype, x.device) for x in inputs))
+        entry = self._graphs.get(key)
+        if entry is None:
+            static = [x.clone() for x in inputs]
+            side = torch.cuda.Stream(device=inputs[0].device)
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up outside the graph (library handles, workspaces)
+                    fn(*static)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                out = fn(*static)
+            entry = self._graphs[key] = (static, graph, out)
+        static, graph, out = entry
+        for buffer, x in zip(static, inputs):
+            buffer.copy_(x)
+        graph.replay()
+        return out.clone()
+
+
 # ----------------------------------------------------------------------------------------------- policy
 @register_policy
 class PI0Policy(Policy):
@@ -380,6 +417,7 @@ class PI0Policy(Policy):
                 raise ValueError(f"{name}: camera {key!r} has shape {self.input_features[key].shape}; expected 3 channels")
         self.model = PI0Model(config)
         self._tokenizer = None
+        self._graphs = ChunkGraphs()
         self._freeze()
 
     # ------------------------------------------------------------------- set-up
@@ -397,6 +435,8 @@ class PI0Policy(Policy):
 
     def train(self, mode: bool = True) -> "PI0Policy":
         super().train(mode)
+        if mode:
+            self._graphs.clear()  # free the graphs' memory pools while training
         for module in self._frozen_modules():
             module.train(False)
         return self
@@ -470,15 +510,20 @@ class PI0Policy(Policy):
             masks.append(torch.zeros(b, dtype=torch.bool, device=self.device))
         return images, masks
 
-    def _prefix(self, batch: dict[str, Any], task: Any) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor | None]:
-        """Normalized batch -> prefix (embeddings, validity, block starts) and the suffix's state (π0)."""
+    def _inputs(self, batch: dict[str, Any], task: Any) -> tuple[list[Tensor], list[Tensor], Tensor, Tensor, Tensor | None]:
+        """Normalized batch -> the model's inputs: images, their masks, prompt tokens and their mask, and
+        the suffix's state (π0; None for π0.5, whose state is in the prompt)."""
         images, masks = self._images(batch)
         b = images[0].shape[0]
         state = batch.get("observation.state")
         tokens, token_masks = self.tokenize(self.prompts(task, state, b))
-        prefix = self.model.embed_prefix(images, masks, tokens, token_masks)
-        suffix_state = None if self.config.discrete_state else self._padded_state(state, b)
-        return prefix, suffix_state
+        suffix_state = None if self.config.discrete_state else self._padded_state(state, b).to(self.model.dtype)
+        return images, masks, tokens, token_masks, suffix_state
+
+    def _prefix(self, batch: dict[str, Any], task: Any) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor | None]:
+        """Normalized batch -> prefix (embeddings, validity, block starts) and the suffix's state (π0)."""
+        images, masks, tokens, token_masks, state = self._inputs(batch, task)
+        return self.model.embed_prefix(images, masks, tokens, token_masks), state
 
     # ----------------------------------------------------------------- training
     def compute_loss(self, batch: dict[str, Any], noise: Tensor | None = None, time: Tensor | None = None,
@@ -523,16 +568,28 @@ class PI0Policy(Policy):
                        num_steps: int | None = None, use_kv_cache: bool = True) -> Tensor:
         cfg = self.config
         with self._evaluating():
-            prefix, state = self._prefix(obs, task)
-            b = prefix[0].shape[0]
-            shape = (b, cfg.chunk_size, cfg.max_action_dim)
+            images, masks, tokens, token_masks, state = self._inputs(obs, task)
+            shape = (tokens.shape[0], cfg.chunk_size, cfg.max_action_dim)
             if noise is None:
                 noise = torch.randn(shape, device=self.device)
             elif tuple(noise.shape) != shape:
                 raise ValueError(f"{type(self).__name__}: noise has shape {tuple(noise.shape)}; expected {shape} "
                                  f"(batch, chunk_size, max_action_dim)")
             steps = cfg.num_inference_steps if num_steps is None else int(num_steps)
-            actions = self.model.sample(prefix, state, noise.to(self.device, torch.float32), steps, use_kv_cache)
+            inputs = [*images, *masks, tokens, token_masks, noise.to(self.device, torch.float32)]
+            if state is not None:
+                inputs.append(state)
+            n = len(images)
+
+            def chunk(*x: Tensor) -> Tensor:
+                prefix = self.model.embed_prefix(list(x[:n]), list(x[n : 2 * n]), x[2 * n], x[2 * n + 1])
+                return self.model.sample(prefix, x[2 * n + 3] if state is not None else None, x[2 * n + 2], steps,
+                                         use_kv_cache)
+
+            if cfg.cuda_graphs and use_kv_cache and self.device.type == "cuda":
+                actions = self._graphs.run(chunk, inputs, key=(steps, self.model.dtype))
+            else:
+                actions = chunk(*inputs)
         return actions[:, :, : self.action_dim]
 
     # ------------------------------------------------------------------ saving

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -304,3 +305,48 @@ def test_config_json_round_trip(tokenizer_dir, tmp_path):
     json.dumps(data)
     again = PI05Config.from_dict(data)
     assert again.vlm_shape == policy.config.vlm_shape and again.image_resolution == (32, 32)
+
+
+@pytest.mark.parametrize("stream", ["vlm", "expert"])
+def test_layer_loop_equals_transformers_gemma(stream, tokenizer_dir):
+    """The joint layer loop, run on one stream with a causal mask, is transformers' GemmaModel (whose
+    forward scales inputs_embeds by sqrt(width) itself, hence the division)."""
+    from robokit.policies.flow_matching import prefix_lm_mask
+
+    policy = build("pi0", tokenizer_dir)
+    pwe = policy.model.paligemma_with_expert
+    gemma = pwe.vlm if stream == "vlm" else pwe.expert
+    width = gemma.config.hidden_size
+    x = torch.randn(2, 7, width, generator=torch.Generator().manual_seed(0))
+    pads = torch.ones(2, 7, dtype=torch.bool)
+    causal = prefix_lm_mask(pads, torch.ones(7, dtype=torch.bool))
+    positions = torch.arange(7).expand(2, 7)
+    inputs = (x, None) if stream == "vlm" else (None, x)
+    out = [o for o in pwe(*inputs, causal, positions)[:2] if o is not None][0]
+    with torch.no_grad():
+        ref = gemma(inputs_embeds=x / width**0.5, position_ids=positions).last_hidden_state
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_inference_is_close_to_fp32(tokenizer_dir):
+    policy = build("pi0", tokenizer_dir)
+    obs, noise = observation(), noise_for(policy)
+    fp32 = policy.predict_action_chunk(obs, noise=noise)
+    policy.to(torch.bfloat16)
+    bf16 = policy.predict_action_chunk(obs, noise=noise)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    torch.testing.assert_close(bf16, fp32, rtol=0.05, atol=0.1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("kind", TYPES)
+def test_cuda_graph_chunk_equals_eager(kind, tokenizer_dir):
+    policy = build(kind, tokenizer_dir).to("cuda")
+    obs = {k: v.to("cuda") if isinstance(v, torch.Tensor) else v for k, v in observation().items()}
+    noise = noise_for(policy).cuda()
+    graphed = policy.predict_action_chunk(obs, noise=noise)
+    again = policy.predict_action_chunk({**obs, "task": ["stack", "push"]}, noise=noise)  # a replay, new inputs
+    policy.config = dataclasses.replace(policy.config, cuda_graphs=False)
+    torch.testing.assert_close(graphed, policy.predict_action_chunk(obs, noise=noise), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(again, policy.predict_action_chunk({**obs, "task": ["stack", "push"]}, noise=noise),
+                               rtol=1e-4, atol=1e-4)
