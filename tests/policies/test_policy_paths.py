@@ -95,3 +95,28 @@ def test_a_hub_id_while_offline_is_one_clear_connection_error(tmp_path, monkeypa
     message = str(err.value)
     assert "'someone/some_policy'" in message and "offline" in message and "\n" not in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+MISSING = ("outputs/train/checkpoints/last/pretrained_model", "does not exist; expected one of")
+OFFLINE_HUB_ID = ("someone/policy", "cannot reach the hub (offline)")
+
+
+@pytest.mark.parametrize("command, case", [
+    (["eval", "--env", "pusht", "--episodes", "1", "--policy"], MISSING),
+    (["eval", "--env", "pusht", "--episodes", "1", "--policy"], OFFLINE_HUB_ID),
+    (["run-policy", "--env", "pusht", "--local", "--policy"], MISSING),
+    (["record", "--robot.type", "so101_follower", "--robot.port", "/dev/null", "--root", "rec", "--task", "t",
+      "--policy-path"], OFFLINE_HUB_ID),
+])
+def test_commands_answer_a_wrong_policy_path_in_one_line(tmp_path, command, case):
+    import os
+    import subprocess
+    import sys
+
+    policy, expected = case
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    out = subprocess.run([sys.executable, "-m", "robokit.cli", *command, policy], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert expected in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert not (tmp_path / "rec").exists()  # record stopped before touching the robot or the dataset
