@@ -259,7 +259,7 @@ class SmolVLAModel(nn.Module):
         allowed = fm.prefix_lm_mask(pad, ar)  # (B, P, P)
         positions = torch.cumsum(pad, dim=1) - 1
         rope = rope_tables(positions, self.head_dim, self.config.rope_max_wavelength)
-        bias = attention_bias(allowed, torch.float32)
+        bias = attention_bias(allowed, embs.dtype)
         keys, values = {}, {}
         h = embs
         for i, layer in enumerate(self.vlm_layers):
@@ -296,9 +296,10 @@ class SmolVLAModel(nn.Module):
         to_prefix = cache.pad_mask[:, None, :].expand(batch, steps, -1)  # (B, T, P)
         causal = torch.ones(steps, steps, dtype=torch.bool, device=device).tril().expand(batch, -1, -1)  # (B, T, T)
         arange = torch.arange(steps, device=device)[None].expand(batch, -1)  # (B, T)
+        dtype = self.action_in_proj.weight.dtype
         return {
-            "self_bias": attention_bias(torch.cat([to_prefix, causal], dim=2), torch.float32),  # (B, 1, T, P + T)
-            "cross_bias": attention_bias(to_prefix, torch.float32),  # (B, 1, T, P)
+            "self_bias": attention_bias(torch.cat([to_prefix, causal], dim=2), dtype),  # (B, 1, T, P + T)
+            "cross_bias": attention_bias(to_prefix, dtype),  # (B, 1, T, P)
             # self-attention layers continue the prefix's positions; cross-attention layers count from 0
             "self_rope": rope_tables(cache.length + arange, self.head_dim, self.config.rope_max_wavelength),
             "cross_rope": rope_tables(arange, self.head_dim, self.config.rope_max_wavelength),
@@ -354,6 +355,53 @@ def add_lora(text_model: nn.Module, rank: int, alpha: float) -> None:
                             text_model)
 
 
+class GraphedSampler:
+    """On CUDA: the whole Euler loop (num_steps expert passes over one prefix cache) captured as one CUDA graph
+    per shape, then replayed; ~16 layers x 10 steps of small kernels otherwise cost more in launches than in math.
+
+    Each call copies the new prefix cache and noise into the captured buffers, replays, and clones the result.
+    The graphs hold the weights' addresses: `clear()` them when the weights are replaced (`to(dtype)`).
+    """
+
+    def __init__(self, model: SmolVLAModel):
+        self.model = model
+        self.graphs: dict[tuple, tuple] = {}
+
+    def clear(self) -> None:
+        self.graphs.clear()
+
+    def __call__(self, cache: PrefixCache, noise: Tensor, num_steps: int) -> Tensor:
+        key = (tuple(noise.shape), noise.dtype, tuple(cache.pad_mask.shape), num_steps,
+               self.model.action_out_proj.weight.data_ptr())
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(cache, noise, num_steps)
+        static_cache, static_noise, out, graph = self.graphs[key]
+        for i in cache.keys:
+            static_cache.keys[i].copy_(cache.keys[i])
+            static_cache.values[i].copy_(cache.values[i])
+        static_cache.pad_mask.copy_(cache.pad_mask)
+        static_cache.length.copy_(cache.length)
+        static_noise.copy_(noise)
+        graph.replay()
+        return out.clone()
+
+    def _capture(self, cache: PrefixCache, noise: Tensor, num_steps: int) -> tuple:
+        static_cache = PrefixCache({i: k.clone() for i, k in cache.keys.items()},
+                                   {i: v.clone() for i, v in cache.values.items()},
+                                   cache.pad_mask.clone(), cache.length.clone())
+        static_noise = noise.clone()
+        side = torch.cuda.Stream(noise.device)
+        side.wait_stream(torch.cuda.current_stream(noise.device))
+        with torch.cuda.stream(side):  # warm-up outside the graph (lazy inits, autotuning)
+            for _ in range(2):
+                self.model.sample(static_cache, static_noise, num_steps)
+        torch.cuda.current_stream(noise.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.model.sample(static_cache, static_noise, num_steps)
+        return static_cache, static_noise, out, graph
+
+
 # ---------------------------------------------------------------------------------------------- policy
 @register_policy
 class SmolVLAPolicy(Policy):
@@ -384,6 +432,7 @@ class SmolVLAPolicy(Policy):
             raise ValueError(f"SmolVLA: vlm_model_name={source!r} is a {vlm_config.model_type!r} model; expected 'smolvlm'")
         self.model = SmolVLAModel(config, vlm_config, source if config.load_vlm_weights else None)
         self._tokenizer = None
+        self._graphed = GraphedSampler(self.model)
         self._set_trainable()
 
     # ----------------------------------------------------------------- what learns
@@ -426,7 +475,13 @@ class SmolVLAPolicy(Policy):
             renamed = {**{k: v for k, v in self.state_dict().items() if ".lora_" in k}, **renamed}
         super().load_weights(renamed, source)
 
+    def to(self, *args, **kwargs) -> "SmolVLAPolicy":
+        self._graphed.clear()  # captured graphs point at the weights being replaced
+        return super().to(*args, **kwargs)
+
     def train(self, mode: bool = True) -> "SmolVLAPolicy":
+        if mode:
+            self._graphed.clear()
         super().train(mode)
         if mode and self.config.train_expert_only:
             self.model.vlm.eval()
@@ -475,14 +530,18 @@ class SmolVLAPolicy(Policy):
         elif tuple(noise.shape) != shape:
             raise ValueError(f"SmolVLA: noise has shape {tuple(noise.shape)}; expected (batch, chunk_size, "
                              f"max_action_dim) = {shape}")
-        if self.config.use_cache:
-            actions = self.model.sample(cache, noise.to(self.dtype), self.config.num_steps, on_step)
+        noise = noise.to(self.device, self.dtype)
+        graphs = self.config.cuda_graphs and noise.device.type == "cuda" and on_step is None
+        if self.config.use_cache and graphs:
+            actions = self._graphed(cache, noise, self.config.num_steps)
+        elif self.config.use_cache:
+            actions = self.model.sample(cache, noise, self.config.num_steps, on_step)
         else:  # the prefix recomputed at every step: slower, the reference the cached path must match
             def velocity(x: Tensor, t: Tensor) -> Tensor:
                 fresh = self._prefix({**obs, **language})
                 return self.model.velocity(fresh, self.model.suffix_masks(fresh, x.shape[1]), x, t)
 
-            actions = fm.euler_sample(velocity, noise.to(self.dtype), self.config.num_steps, on_step)
+            actions = fm.euler_sample(velocity, noise, self.config.num_steps, on_step)
         return actions[:, :, : self.action_dim]
 
     # ----------------------------------------------------------------- inputs

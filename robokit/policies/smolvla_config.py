@@ -50,6 +50,8 @@ class SmolVLAConfig(PolicyConfig):
     """Euler steps of the flow-matching sampler."""
     use_cache: bool = True
     """Compute the image + language + state prefix once per chunk and reuse its keys/values at every step."""
+    cuda_graphs: bool = True
+    """On CUDA, run the Euler loop as a CUDA graph (captured once per batch size and prefix length)."""
     freeze_vision_encoder: bool = True
     """Keep the vision encoder frozen (and in eval mode) during training."""
     train_expert_only: bool = True
