@@ -50,7 +50,15 @@ class Motor:
 
 
 class CommunicationError(ConnectionError):
-    """A transaction failed after every retry (timeout, corrupted reply, status error)."""
+    """A transaction failed after every retry (timeout, corrupted reply, status error).
+
+    `corrupted` and `unanswered` count the attempts whose reply failed its checksum / CRC and
+    those that got no reply, so a caller can tell a garbled bus from a silent one.
+    """
+
+    def __init__(self, message: str, corrupted: int = 0, unanswered: int = 0):
+        super().__init__(message)
+        self.corrupted, self.unanswered = corrupted, unanswered
 
 
 class PortLostError(CommunicationError):
@@ -170,23 +178,67 @@ class MotorsBus(abc.ABC):
             raise ConnectionError(f"port {self.port}: could not set baud rate {baudrate}")
         self.baudrate = baudrate
 
+    def _ping_result(self, name: str, num_retry: int) -> int | CommunicationError:
+        try:
+            return self.ping(name, num_retry=num_retry)
+        except PortLostError:
+            raise
+        except CommunicationError as exc:
+            return exc
+
     def _handshake(self) -> None:
-        missing, wrong = [], []
-        for name, motor in self.motors.items():
-            model_number = self.ping(name, num_retry=self.num_retry, raise_on_error=False)
-            if model_number is None:
-                missing.append(f"{name!r} (id {motor.id})")
-            elif model_number != self.specs[name].model_number:
-                found = MODEL_BY_NUMBER.get((self.protocol, model_number))
-                wrong.append(
-                    f"{name!r} (id {motor.id}) is {found.model if found else model_number}, expected {motor.model}"
-                )
-        if missing or wrong:
+        """Ping every motor and check its model; name each fault as it is (silent, garbled, wrong model).
+
+        Every motor gets one try first and only the failures are retried (1 + num_retry attempts
+        in all), and a bus on which no motor answers at all (unpowered, unplugged chain, wrong baud
+        rate) is given up after the first motor's retries: a dead bus is reported in about a
+        second, not after every retry of every motor.
+        """
+        results = {name: self._ping_result(name, num_retry=0) for name in self.motors}
+        alive = any(not isinstance(r, CommunicationError) or r.corrupted for r in results.values())
+        retry = [name for name, r in results.items() if isinstance(r, CommunicationError)]
+        if not alive and retry:
+            retry = retry[:1]  # one motor with every retry tells a slow start from a dead bus
+        more = max(0, self.num_retry - 1)  # with the first try, each motor gets 1 + num_retry attempts
+        for name in retry:
+            results[name] = self._ping_result(name, num_retry=more)
+            if not isinstance(results[name], CommunicationError):  # a slow start after all: retry all
+                alive = True
+        if alive:
+            for name, result in results.items():
+                if isinstance(result, CommunicationError) and name not in retry:
+                    results[name] = self._ping_result(name, num_retry=more)
+        missing, garbled, wrong = [], [], []
+        corrupted = tries = 0
+        for name, result in results.items():
+            label = f"{name!r} (id {self.motors[name].id})"
+            if isinstance(result, CommunicationError):
+                if result.corrupted:
+                    garbled.append(label)
+                    corrupted += result.corrupted
+                    tries += result.corrupted + result.unanswered
+                else:
+                    missing.append(label)
+            elif result != self.specs[name].model_number:
+                found = MODEL_BY_NUMBER.get((self.protocol, result))
+                wrong.append(f"{label} is {found.model if found else result}, expected {self.motors[name].model}")
+        if missing or garbled or wrong:
             self.disconnect(disable_torque=False)
-            problems = ([f"no answer from {', '.join(missing)}"] if missing else []) + wrong
+            problems, advice = [], []
+            if garbled:
+                problems.append(f"corrupted replies from {', '.join(garbled)} ({corrupted} of {tries} failed "
+                                "their checksum)")
+                advice.append("the motors answer but their replies arrive damaged: check the data cable and "
+                              f"connectors, electrical noise, and that every motor uses {self.baudrate} baud")
+            if missing:
+                problems.append(f"no answer from {', '.join(missing)}")
+                advice.append("check the wiring and power, or assign ids with `robokit setup-motors`")
+            if wrong:
+                problems += wrong
+                advice.append("check the motor models of this robot type")
             raise ConnectionError(
                 f"{type(self).__name__} on {self.port} at {self.baudrate} baud: {'; '.join(problems)}. "
-                "Check the wiring and power, or assign ids with `robokit setup-motors`"
+                + "; ".join(advice).capitalize()
             )
 
     def disconnect(self, disable_torque: bool = True) -> None:
@@ -214,6 +266,7 @@ class MotorsBus(abc.ABC):
         sdk = self._sdk()
         attempts = 1 + (self.num_retry if num_retry is None else num_retry)
         comm, error = sdk.COMM_SUCCESS, 0
+        corrupted = unanswered = 0
         for _ in range(attempts):
             self.port_handler.is_using = False  # an earlier exception may have left the port "busy"
             try:
@@ -228,11 +281,23 @@ class MotorsBus(abc.ABC):
                 value, comm, error = None, sdk.COMM_RX_CORRUPT, 0
             if comm == sdk.COMM_SUCCESS and error == 0:
                 return value
-        if comm != sdk.COMM_SUCCESS:
+            if comm == sdk.COMM_RX_CORRUPT:
+                corrupted += 1
+            elif comm in (sdk.COMM_RX_TIMEOUT, sdk.COMM_RX_FAIL):
+                unanswered += 1
+        if corrupted:
+            reason = (f"{corrupted} of {attempts} replies failed their checksum"
+                      + (f" and {unanswered} never came" if unanswered else "")
+                      + " (the motors answer, but the bytes arrive damaged: check the data cable and "
+                      "connectors, electrical noise, and the baud rate)")
+        elif comm != sdk.COMM_SUCCESS:
             reason = self.packet_handler.getTxRxResult(comm).removeprefix("[TxRxResult] ")
+            if unanswered == attempts:
+                reason = f"no reply ({reason}): check the wiring and power"
         else:
             reason = f"the motor reported an error: {self.packet_handler.getRxPacketError(error).removeprefix('[RxPacketError] ')}"
-        raise CommunicationError(f"{what} on {self.port} failed after {attempts} attempt(s): {reason}")
+        raise CommunicationError(f"{what} on {self.port} failed after {attempts} attempt(s): {reason}",
+                                 corrupted, unanswered)
 
     def _motor(self, motor: str | int) -> tuple[str, int]:
         if isinstance(motor, int):

@@ -183,3 +183,37 @@ def test_random_corruption_is_retried_never_decoded(chain):
     ):  # a transaction (3 replies) fails ~27% of the time; retries bring every read back right
         assert bus.sync_read("Present_Position", normalize=False, num_retry=10)["joint2"] == 1234
     assert emulator.replies_corrupted > 3
+
+
+# -- faults named as they are, and a dead bus given up quickly (issue 17) -----------------------------
+@pytest.mark.parametrize("protocol", ["feetech", "dynamixel"])
+def test_garbled_replies_are_not_reported_as_no_answer(make_chain, protocol):
+    emulator, bus = make_chain(protocol)
+    emulator.faults.corrupt_probability = 1.0  # every motor answers, every reply fails its checksum
+    with pytest.raises(ConnectionError) as err:
+        bus.connect()
+    message = str(err.value)
+    assert "corrupted replies from 'joint1' (id 1)" in message and "failed their checksum" in message
+    assert "no answer" not in message and "check the data cable" in message
+    assert not bus.is_connected
+    emulator.faults.corrupt_probability = 0.0
+    bus.connect()
+    emulator.faults.corrupt_probability = 1.0
+    with pytest.raises(CommunicationError, match=r"4 of 4 replies failed their checksum") as err:
+        bus.sync_read("Present_Position", normalize=False)
+    assert err.value.corrupted == 4 and err.value.unanswered == 0
+
+
+@pytest.mark.parametrize("protocol", ["feetech", "dynamixel"])
+def test_a_dead_bus_is_given_up_after_few_pings(make_chain, protocol):
+    emulator, bus = make_chain(protocol, n=3)
+    emulator.faults.silent_ids = {1, 2, 3}  # unpowered chain
+    with pytest.raises(ConnectionError, match=r"no answer from 'joint1' \(id 1\), 'joint2' \(id 2\), 'joint3'"):
+        bus.connect()
+    # one ping per motor, then the retries of the first only: 3 + 3, where every motor's every retry made 12
+    assert emulator.packets_received == 3 + bus.num_retry
+    emulator.faults.silent_ids = {3}  # a live bus: the silent motor still gets every attempt
+    before = len(emulator.last_instructions)
+    with pytest.raises(ConnectionError, match=r"no answer from 'joint3' \(id 3\)\. Check the wiring"):
+        bus.connect()
+    assert [p.motor_id for p in emulator.last_instructions[before:]].count(3) == 1 + bus.num_retry
