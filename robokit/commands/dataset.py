@@ -40,7 +40,7 @@ class Check:
     root: Positional[Path]
     """Dataset folder (v3.0 or v2.x)."""
     full: bool = False
-    """Decode every frame of every camera (default: the first and last frame of each episode)."""
+    """Decode every frame of every camera and name the frames that do not (default: the first and last frame of each episode)."""
     video_backend: str | None = None
     """Video decoder: torchcodec or pyav (default: the fastest that loads)."""
     json: bool = False

@@ -121,8 +121,14 @@ class RobotDataset(torch.utils.data.Dataset):
     def resume(cls, root: str | Path, video_codec: str = "av1", video_crf: int | None = 30,
                video_gop: int | None = 2, video_preset: int | str | None = None) -> RobotDataset:
         """Reopen a dataset to append episodes, first repairing what an interrupted run left behind."""
+        from robokit.data.meta import INFO_PATH
         from robokit.data.recovery import repair
 
+        if Path(root).is_dir() and not (Path(root) / INFO_PATH).exists():
+            raise DatasetNotFoundError(
+                f"{root} has no {INFO_PATH}: no dataset was started there (or a run stopped inside create "
+                "before writing it), so there is nothing to resume; create it (record without --resume)"
+            )
         repair(Path(root))
         meta = DatasetMeta.load(root)
         if meta.version != "v3.0":
@@ -233,6 +239,12 @@ class RobotDataset(torch.utils.data.Dataset):
         self._video_files = {
             key: [str(meta.video_file(ep, key)) for ep in selected.tolist()] for key in meta.video_keys
         }
+        for key, paths in self._video_files.items():
+            for path in sorted(set(paths)):
+                if not Path(path).is_file():
+                    eps_in = [e for e, p in zip(self.episodes, paths) if p == path]
+                    raise DatasetError(f"video file {path} is missing; meta/episodes places camera {key!r} of "
+                                       f"episodes {eps_in[:10]}{' ...' if len(eps_in) > 10 else ''} in it")
         self._video_from = {
             key: np.array([meta.video_from_timestamp(ep, key) for ep in selected.tolist()], dtype=np.float64)
             for key in meta.video_keys

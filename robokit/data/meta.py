@@ -26,8 +26,10 @@ DEFAULT_DATA_FILE_SIZE_MB = 100
 DEFAULT_VIDEO_FILE_SIZE_MB = 200
 
 
-class DatasetError(RuntimeError):
-    """A dataset on disk is missing, truncated or not in a layout robokit reads; the message names the file."""
+class DatasetError(RuntimeError, ValueError):
+    """A dataset on disk is missing, truncated or not in a layout robokit reads; the message names the file.
+
+    Also a ValueError: it is about the user's input, so the CLI prints its message without a traceback."""
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
@@ -148,7 +150,7 @@ class DatasetMeta:
         else:
             tasks = load_tasks(root / TASKS_PATH)
         stats_path = root / STATS_PATH
-        stats = stats_from_json(read_json(stats_path)) if stats_path.is_file() else {}
+        stats = stats_from_json(read_json(stats_path)) if stats_path.is_file() else _stats_from_episodes(root, episodes)
         return cls(root, info, tasks, episodes, stats)
 
     @classmethod
@@ -300,6 +302,17 @@ class DatasetMeta:
             "tasks": self.task_list,
             "features": {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in self.features.items()},
         }
+
+
+def _stats_from_episodes(root: Path, episodes: Episodes) -> dict:
+    """meta/stats.json is derived (written after each commit): without it, merge the per-episode stats."""
+    from robokit.data.stats import aggregate_stats, unflatten_stats
+
+    if not len(episodes) or not any(c.startswith("stats/") for c in episodes.column_names):
+        return {}
+    logger.warning("%s is missing; using the per-episode stats in meta/episodes (resume or "
+                   "`robokit dataset recompute-stats` writes it again)", root / STATS_PATH)
+    return aggregate_stats([unflatten_stats(row) for row in episodes])
 
 
 def _check_counts(root: Path, info: dict, episodes: Episodes) -> None:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from robokit.data import atomic
-from robokit.data.meta import INFO_PATH, DatasetError, DatasetMeta, episodes_files, read_json, read_parquet
+from robokit.data.meta import INFO_PATH, STATS_PATH, DatasetError, DatasetMeta, episodes_files, read_json, read_parquet
 from robokit.data.writer import TMP_DIR
 
 DATASET_ENTRIES = {"meta", "data", "videos", TMP_DIR}  # what a dataset writer creates at the top level
@@ -65,6 +65,9 @@ def repair(root: Path) -> list[str]:
         )
         rebuild_stats(meta)
         meta.write_info()
+    elif len(eps) and not (root / STATS_PATH).is_file():
+        actions.append("meta/stats.json was missing; rebuilt from meta/episodes")
+        rebuild_stats(meta)
     for line in actions:
         logger.info("repair %s: %s", root, line)
     return actions

@@ -34,7 +34,15 @@ import numpy as np
 
 from robokit.data import atomic
 from robokit.data.features import DEFAULT_FEATURES, FeatureError, arrow_schema, check_frame_value
-from robokit.data.meta import DATA_PATH, EPISODES_PATH, VIDEO_PATH, DatasetMeta, Episodes, read_parquet
+from robokit.data.meta import (
+    DATA_PATH,
+    EPISODES_PATH,
+    VIDEO_PATH,
+    DatasetError,
+    DatasetMeta,
+    Episodes,
+    read_parquet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +251,7 @@ class DatasetWriter:
         with self._done:
             errors, self._errors = self._errors, []
         if errors:
-            raise RuntimeError("; ".join(errors))
+            raise EpisodeSaveError("; ".join(errors))
 
     # ------------------------------------------------------------------ committing
     def _ensure_thread(self) -> None:
@@ -465,6 +473,10 @@ class DatasetWriter:
         atomic.write_parquet(path, file_rows)
         table = pa.concat_tables([_conform(eps.table, new.schema), new]) if len(eps) else new
         self.meta.episodes = Episodes(table)
+
+
+class EpisodeSaveError(DatasetError):
+    """A saved episode could not be committed (the message says what became of it)."""
 
 
 class _AfterCommitError(RuntimeError):

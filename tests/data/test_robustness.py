@@ -76,6 +76,15 @@ def test_create_accepts_a_folder_without_a_committed_episode_only(tmp_path):
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_resume_of_a_folder_without_info_json_says_to_create(tmp_path):
+    root = tmp_path / "ds"
+    (root / "meta").mkdir(parents=True)  # a run killed inside create(), before info.json
+    with pytest.raises(FileNotFoundError, match="nothing to resume; create it"):
+        RobotDataset.resume(root)
+    RobotDataset.create(root, fps=30, features=synthetic_features(height=16, width=24)).finalize()
+    assert RobotDataset(root).num_episodes == 0
+
+
 def test_create_keeps_a_folder_whose_info_counts_episodes(tmp_path):
     root = _record(tmp_path / "ds")
     shutil.rmtree(root / "meta/episodes")  # damaged, but info.json says frames were recorded here
@@ -191,8 +200,8 @@ def test_missing_episode_metadata_is_an_error_not_an_empty_dataset(tmp_path):
 
 @pytest.mark.parametrize("use_videos", [True, False])
 @pytest.mark.parametrize("key, shape, message", [
-    ("observation.state", [7], r"file-000.parquet: column 'observation.state' stores shape \[6\] per frame .* declares "
-                               r"'observation.state' as float32 with shape \[7\]"),
+    ("observation.state", [7], (r"file-000.parquet: column 'observation.state' stores shape \[6\] per frame .* declares "
+                                r"'observation.state' as float32 with shape \[7\]")),
     ("observation.state", [3, 2], r"file-000.parquet: column 'observation.state' stores shape \[6\] per frame"),
     ("observation.images.front", [8, 24, 3], None),
 ])
@@ -300,3 +309,26 @@ def test_a_missing_dataset_path_says_so(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"'user/nope' is not a local folder \(no such path\) and could not be "
                                                 r"fetched as a hub dataset repo id"):
         RobotDataset("user/nope", cache_dir=tmp_path / "cache")
+
+
+def test_a_missing_video_file_is_named_when_the_dataset_opens(tmp_path):
+    root = _record(tmp_path / "ds", lengths=(3, 2))
+    video = root / "videos/observation.images.wrist/chunk-000/file-000.mp4"
+    video.unlink()
+    with pytest.raises(DatasetError, match=rf"video file {video} is missing; meta/episodes places camera "
+                                           r"'observation.images.wrist' of episodes \[0, 1\] in it"):
+        RobotDataset(root)
+
+
+def test_missing_stats_json_falls_back_to_the_episode_stats(tmp_path):
+    root = _record(tmp_path / "ds", lengths=(3, 2))
+    stats = RobotDataset(root).meta.stats
+    (root / "meta/stats.json").unlink()
+    again = RobotDataset(root).meta.stats
+    assert again.keys() == stats.keys()
+    for key in stats:
+        for name in ("min", "max", "mean", "std", "count"):
+            np.testing.assert_allclose(again[key][name], stats[key][name], rtol=1e-6)
+    assert not check_dataset(root, progress=False).ok  # the file is still missing on disk
+    RobotDataset.resume(root, video_codec="h264").finalize()  # repairs it
+    assert (root / "meta/stats.json").is_file() and check_dataset(root, progress=False).ok

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from robokit.data.features import stored_shape_problem
-from robokit.data.meta import DatasetError, DatasetMeta, read_parquet
+from robokit.data.meta import STATS_PATH, DatasetError, DatasetMeta, read_parquet
 from robokit.data.stats import STAT_KEYS
 
 logger = logging.getLogger(__name__)
@@ -305,8 +305,8 @@ def _decode(meta: DatasetMeta, ep: int, key: str, positions: np.ndarray, backend
 
     try:
         return episode_camera_frames(meta, ep, key, positions, backend=backend, tolerance_s=tolerance_s), {}
-    except Exception:  # noqa: BLE001 - every decoding failure is a fault to report; find the frames below
-        pass
+    except Exception as e:  # noqa: BLE001 - every decoding failure is a fault to report; find the frames below
+        logger.debug("decoding frames %s of episode %d (%s) failed: %s", _ranges(positions.tolist()), ep, key, e)
     failures = {}
     for p in positions.tolist():
         try:
@@ -340,7 +340,9 @@ def _check_stats(meta: DatasetMeta, report: CheckReport) -> None:
     fault = _Limited(report, "stats")
     keys = STAT_KEYS if meta.version == "v3.0" else LEGACY_STAT_KEYS
     features = {k: v for k, v in meta.features.items() if v["dtype"] != "string"}
-    if not meta.stats:
+    if meta.version == "v3.0" and not (meta.root / STATS_PATH).is_file():  # meta.stats falls back to the episodes'
+        fault("stats: meta/stats.json is missing (RobotDataset.resume or `robokit dataset recompute-stats` writes it)")
+    elif not meta.stats:
         fault("stats: meta/stats.json is missing or empty" if meta.version == "v3.0"
               else "stats: neither meta/episodes_stats.jsonl nor meta/stats.json has stats")
     else:
