@@ -332,3 +332,46 @@ def test_missing_stats_json_falls_back_to_the_episode_stats(tmp_path):
     assert not check_dataset(root, progress=False).ok  # the file is still missing on disk
     RobotDataset.resume(root, video_codec="h264").finalize()  # repairs it
     assert (root / "meta/stats.json").is_file() and check_dataset(root, progress=False).ok
+
+
+def test_record_resumes_after_the_port_was_lost_during_episode_0(tmp_path):
+    """`robokit record` whose servo port is lost before the first save leaves an empty dataset that
+    `record --resume` continues (it used to fail with "missing file meta/tasks.parquet")."""
+    pytest.importorskip("scservo_sdk")
+    from robokit.cameras import CameraConfig
+    from robokit.control.record import record
+    from robokit.motors import PortLostError
+    from robokit.robots.registry import make_robot
+    from robokit.robots.virtual import VirtualArm
+
+    cal, root = tmp_path / "cal", tmp_path / "ds"
+    options = dict(fps=30, episode_time_s=0.2, reset_time_s=0, keyboard=False, video_codec="h264")
+    with VirtualArm("so101", "f", cal) as follower:
+        robot = make_robot("so101_follower", port=follower.port, id="f", calibration_dir=str(cal),
+                           cameras={"front": CameraConfig("synthetic", width=32, height=24, fps=30)})
+        robot.connect()
+
+        class Unplugging:  # a policy that drives the arm until the cable is pulled at its 3rd step
+            calls = 0
+
+            def __call__(self, observation):
+                Unplugging.calls += 1
+                if Unplugging.calls == 3:
+                    follower.emulator.close()
+                return {k: observation[k] for k in robot.action_features}
+
+        with pytest.raises(PortLostError):
+            record(robot, None, root, "wave", num_episodes=1, policy=Unplugging(), **options)
+        if robot.is_connected:
+            robot.disconnect()
+    assert RobotDataset(root).num_episodes == 0
+
+    with VirtualArm("so101", "f", cal) as follower:
+        robot = make_robot("so101_follower", port=follower.port, id="f", calibration_dir=str(cal),
+                           cameras={"front": CameraConfig("synthetic", width=32, height=24, fps=30)})
+        robot.connect()
+        record(robot, None, root, "wave", num_episodes=1, resume=True, **options)
+        robot.disconnect()
+    ds = RobotDataset(root)
+    assert ds.num_episodes == 1 and len(ds) == 6
+    assert check_dataset(root, progress=False).ok
