@@ -153,3 +153,27 @@ def test_bugs_keep_their_traceback():
     assert user_message(KeyError("observation.state")) is None  # a bare lookup failure is a bug
     assert user_message(KeyError("unknown action key 'x'")) == "unknown action key 'x'"
     assert user_message(FileNotFoundError("no such folder")) == "no such folder"
+
+
+@pytest.mark.parametrize("command", ["teleoperate", "record"])
+def test_a_lost_servo_port_is_one_line_and_quick(capsys, tmp_path, command):
+    """The follower's adapter is unplugged mid-run (the emulator closes its pty)."""
+    pytest.importorskip("scservo_sdk")
+    import threading
+    import time
+
+    from robokit.robots.virtual import VirtualArm
+
+    with VirtualArm("so101", "f", tmp_path) as follower, VirtualArm("so101_leader", "l", tmp_path) as leader:
+        argv = [command, "--robot.port", follower.port, "--robot.id", "f", "--robot.calibration-dir", str(tmp_path),
+                "--teleop.port", leader.port, "--teleop.id", "l", "--teleop.calibration-dir", str(tmp_path)]
+        if command == "record":
+            argv += ["--root", str(tmp_path / "ds"), "--task", "t", "--episode-time-s", "60", "--no-keyboard",
+                     "--no-use-videos"]
+        else:
+            argv += ["--duration-s", "60"]
+        threading.Timer(1.0, follower.emulator.close).start()
+        start = time.monotonic()
+        line = _fails_cleanly(capsys, argv)
+        assert time.monotonic() - start < 30  # not the 60 s asked for (creating the dataset takes seconds)
+    assert "the port is gone" in line and follower.port in line

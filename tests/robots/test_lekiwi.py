@@ -113,3 +113,43 @@ def test_gamepad_mapping_and_lekiwi_leader(tmp_path):
             action = leader.get_action()
             assert action["arm_shoulder_pan.pos"] == pytest.approx(50.0) and action["y.vel"] == 0.1
             assert set(action) == set(make_robot("lekiwi", port="/dev/null").action_features)
+
+
+def test_lekiwi_client_reaches_a_host_on_other_ports(tmp_path):
+    """`--robot.port-commands / --robot.port-observations` reach a `lekiwi-host` that is not on 5555/5556."""
+    from robokit.commands.hardware import RobotArgs
+
+    with VirtualArm("lekiwi", "kiwi", tmp_path) as arm:
+        robot = make_robot("lekiwi", port=arm.port, id="kiwi", calibration_dir=str(tmp_path))
+        cmd_port, obs_port = _free_port(), _free_port()
+        with robot:
+            host = LeKiwiHost(robot, cmd_port, obs_port, fps=50, bind="127.0.0.1")
+            thread = threading.Thread(target=host.serve, daemon=True)
+            thread.start()
+            client = RobotArgs(type="lekiwi_client", port_commands=cmd_port, port_observations=obs_port).build()
+            try:
+                with client:
+                    assert set(client.get_observation()) == set(client.action_features)
+                    client.send_action({"arm_shoulder_pan.pos": 10.0})
+                    deadline = time.monotonic() + 5
+                    while host.commands_applied == 0 and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    assert host.commands_applied >= 1
+            finally:
+                host.close()
+                thread.join(timeout=5)
+
+
+def test_virtual_arm_lekiwi_leader(tmp_path, capsys):
+    """`robokit virtual-arm lekiwi_leader` serves the SO-101 leader arm that `lekiwi_leader` reads."""
+    from robokit.cli import main
+
+    assert main(["virtual-arm", "lekiwi_leader", "--id", "kl", "--calibration-dir", str(tmp_path),
+                 "--duration-s", "0.2"]) == 0
+    assert "lekiwi_leader: /dev/pts/" in capsys.readouterr().out
+    with VirtualArm("lekiwi_leader", "kl", tmp_path) as arm:
+        leader = make_teleoperator("lekiwi_leader", port=arm.port, id="kl", calibration_dir=str(tmp_path),
+                                   use_pynput=False)
+        with leader:
+            assert leader.is_calibrated
+            assert leader.get_action()["arm_shoulder_pan.pos"] == pytest.approx(0.0, abs=0.1)

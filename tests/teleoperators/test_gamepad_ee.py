@@ -1,0 +1,34 @@
+"""The gamepad drives an arm in end-effector space, as docs/hardware.md says (issue 17: it gave base velocities only)."""
+
+import pytest
+
+from robokit.commands.hardware import TeleopArgs
+from robokit.teleoperators.keyboard import GamepadTeleop, gamepad_to_ee
+
+
+def test_sticks_and_bumpers_map_to_end_effector_deltas():
+    axes = [0.05, -1.0, 0.0, 0.0, -0.5]  # left stick pushed up (x forward), right stick half up (z)
+    buttons = [False, False, False, False, False, True]  # RB: open the gripper
+    assert gamepad_to_ee(axes, buttons) == {"delta_x": 1.0, "delta_y": -0.0, "delta_z": 0.5, "gripper": 1.0}
+    assert gamepad_to_ee([-1.0, 0.0, 0.0, 0.0, 0.0], [False] * 4 + [True, False])["delta_y"] == 1.0  # left
+    assert gamepad_to_ee([0.0] * 5, [False] * 4 + [True, False])["gripper"] == -1.0  # LB closes
+
+
+def test_gamepad_with_an_arm_is_end_effector_control(tmp_path):
+    pytest.importorskip("scservo_sdk")
+    from robokit.robots.registry import make_robot
+    from robokit.robots.virtual import VirtualArm
+    from robokit.teleoperators.end_effector import EndEffectorTeleop
+
+    with VirtualArm("so101", "f", tmp_path) as arm:
+        robot = make_robot("so101_follower", port=arm.port, id="f", calibration_dir=str(tmp_path))
+        teleop = TeleopArgs(type="gamepad").build_for(robot, fps=30)
+        assert isinstance(teleop, EndEffectorTeleop) and isinstance(teleop.source, GamepadTeleop)
+        assert teleop.source.config.mode == "ee" and teleop.action_features == robot.action_features
+    base = TeleopArgs(type="gamepad").build_for(make_robot("lekiwi", port="/dev/null"), fps=30)
+    assert isinstance(base, GamepadTeleop) and set(base.action_features) == {"x.vel", "y.vel", "theta.vel"}
+
+
+def test_a_bad_mode_is_named():
+    with pytest.raises(ValueError, match=r"GamepadTeleopConfig.mode='arm', expected 'base'"):
+        TeleopArgs(type="gamepad", mode="arm").build()
