@@ -87,9 +87,10 @@ def clear_uncommitted(root: Path) -> bool:
     info_path = root / INFO_PATH
     if info_path.exists():  # info.json counts episodes only after they are committed: it must say 0
         try:
-            if read_json(info_path).get("total_episodes") != 0:
-                return False
+            info = read_json(info_path)
         except DatasetError:
+            return False
+        if not isinstance(info, dict) or info.get("total_episodes") != 0:
             return False
     for name in entries:
         path = root / name
