@@ -1,6 +1,7 @@
 """Progress output: a bar on a terminal, a few whole lines in a pipe or a log file (no carriage-return frames)."""
 
 import io
+
 import pytest
 
 from robokit.progress import LineProgress, progress

@@ -5,9 +5,13 @@
                                                                              # optimizer state sharded
 
 DDP keeps a replica per process and averages gradients. FSDP (PyTorch's `fully_shard`, "FSDP2") keeps
-1/world of each parameter per process and gathers a unit's parameters only while it runs: each element of
-every `nn.ModuleList` of the policy (transformer layers, ResNet stages' blocks) is one unit, the rest of the
-policy the root unit; a policy may name its own units with `fsdp_units() -> list[nn.Module]`.
+1/world of each parameter, gradient and optimizer state per process and gathers a unit's parameters only
+while the unit's `forward` runs. By default the whole policy is one unit (its parameters are gathered for
+the step's forward and backward; gradients and AdamW's two moments, most of the memory, stay sharded). A
+policy may name finer units with `fsdp_units() -> list[nn.Module]` (e.g. its decoder layers), each a module
+whose parameters are used only inside its own `forward` call: code that calls `layer.q_proj(x)` rather than
+`layer(x)`, or reads a weight in a parent's forward, would meet a still-sharded parameter, which is why the
+trainer does not guess units.
 Checkpoints hold full (unsharded) tensors written by rank 0, the same files as a one-process run.
 """
 
@@ -30,6 +34,8 @@ class Dist:
     world: int = 1
     local_rank: int = 0
     strategy: str = ""
+    owns_group: bool = False
+    """True when `init` started the process group (and `shutdown` ends it)."""
 
     @property
     def main(self) -> bool:
@@ -49,9 +55,16 @@ def init(strategy: str) -> Dist:
         return Dist()
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")), strategy)
+    return Dist(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")), strategy, owns)
+
+
+def shutdown(d: Dist) -> None:
+    """End the process group `init` started (an exit without it makes NCCL warn about leaked resources)."""
+    if d.owns_group and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def wrap(policy: nn.Module, d: Dist, device: torch.device) -> nn.Module:
@@ -61,7 +74,7 @@ def wrap(policy: nn.Module, d: Dist, device: torch.device) -> nn.Module:
     if d.fsdp:
         from torch.distributed.fsdp import fully_shard
 
-        for unit in fsdp_units(policy):
+        for unit in reversed(fsdp_units(policy)):  # inner units before the ones that hold them
             fully_shard(unit)
         fully_shard(policy)  # the root: every parameter not in a unit above
         return policy
@@ -79,14 +92,15 @@ def wrap(policy: nn.Module, d: Dist, device: torch.device) -> nn.Module:
 
 
 def fsdp_units(policy: nn.Module) -> list[nn.Module]:
-    """The submodules sharded as their own FSDP units (see the module docstring)."""
+    """The submodules FSDP shards as units of their own: the policy's `fsdp_units()`, or none (see the module
+    docstring for why there is no default guess)."""
     custom = getattr(policy, "fsdp_units", None)
-    if callable(custom):
-        return list(custom())
-    units = []
-    for module in policy.modules():
-        if isinstance(module, nn.ModuleList):
-            units.extend(m for m in module if any(p.requires_grad for p in m.parameters()))
+    units = list(custom()) if callable(custom) else []
+    modules = set(policy.modules())
+    for unit in units:
+        if unit not in modules or unit is policy:
+            raise ValueError(f"{type(policy).__name__}.fsdp_units() returned {type(unit).__name__}, which is not a "
+                             "submodule of the policy")
     return units
 
 

@@ -20,8 +20,9 @@ class SupportsGradientCheckpointing(Protocol):
 @runtime_checkable
 class DefinesFSDPUnits(Protocol):
     def fsdp_units(self) -> list[nn.Module]:
-        """The submodules FSDP shards as units of their own (each gathered only while it runs), e.g. the
-        decoder layers of the backbone and of the action expert. Default: every element of every ModuleList."""
+        """The submodules FSDP shards as units of their own (each gathered only while its forward runs), e.g.
+        the decoder layers of the backbone and of the action expert when they are called as `layer(x)`. Each
+        unit's parameters must be used only inside its own forward. Default: none (the policy is one unit)."""
 
 
 def enable_gradient_checkpointing(policy: nn.Module) -> None:

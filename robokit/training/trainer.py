@@ -313,6 +313,7 @@ def train(
     final_loss = losses[-1] if losses else float("nan")
     if main:
         logger.info("trained %d steps; final loss %.4f; outputs in %s", step, final_loss, output_dir)
+    distributed.shutdown(d)
     return TrainResult(str(output_dir), step, final_loss, losses, evals, rank=d.rank)
 
 

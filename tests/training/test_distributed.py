@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from .conftest import free_port
 
 from robokit.policies import Policy
 from robokit.training import TrainConfig, train
+
+from .conftest import free_port
 
 # Deterministic tiny ACT (no VAE sampling, no dropout): equal batches give equal losses in any process layout.
 ACT_ARGS = ("chunk_size=4", "n_action_steps=4", "dim_model=16", "n_heads=2", "dim_feedforward=32",
@@ -91,3 +92,22 @@ def test_fsdp_refuses_what_it_cannot_do_yet(tmp_path):
     _check_fsdp_options(TrainConfig(distributed="fsdp", amp="bf16"), fsdp, None)
     with pytest.raises(ValueError, match="distributed='nccl'"):
         TrainConfig(distributed="nccl")
+
+
+def test_fsdp_units_are_the_policys_own_choice():
+    from robokit.training.distributed import fsdp_units
+
+    class Layers(torch.nn.Module):
+        def __init__(self, units):
+            super().__init__()
+            self.layers = torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(2)])
+            self.units = units
+
+        def fsdp_units(self):
+            return self.units(self)
+
+    assert fsdp_units(torch.nn.Sequential(torch.nn.ModuleList([torch.nn.Linear(2, 2)]))) == []  # no guessing
+    chosen = Layers(lambda m: list(m.layers))
+    assert fsdp_units(chosen) == list(chosen.layers)
+    with pytest.raises(ValueError, match="not a submodule"):
+        fsdp_units(Layers(lambda m: [torch.nn.Linear(2, 2)]))
