@@ -53,8 +53,10 @@ def _transformers():
     try:
         import transformers
     except ImportError:
+        from robokit.errors import install_hint
+
         raise ImportError(
-            "π0 / π0.5 need the `transformers` package: pip install 'robokit[vla]'"
+            f"π0 / π0.5 need the `transformers` package: {install_hint('vla')}"
         ) from None
     return transformers
 
@@ -441,6 +443,22 @@ class PI0Policy(Policy):
             module.train(False)
         return self
 
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute each joint layer in backward (the trainer's --gradient-checkpointing)."""
+        self.model.paligemma_with_expert.gradient_checkpointing = bool(enabled)
+
+    def fsdp_units(self) -> list[nn.Module]:
+        """FSDP units: modules whose own forward runs (FSDP gathers a unit's weights in its forward hook).
+        The joint loop calls each Gemma layer's projections, norms and MLP, not the layer's forward, so those
+        are the units; SigLIP's encoder layers run whole. The rest (embeddings, projectors) is the root's."""
+        pwe = self.model.paligemma_with_expert
+        units: list[nn.Module] = list(pwe.paligemma.model.vision_tower.vision_model.encoder.layers)
+        for gemma in (pwe.vlm, pwe.expert):
+            for layer in gemma.layers:
+                attn = layer.self_attn
+                units += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, layer.mlp]
+        return units
+
     @property
     def tokenizer(self):
         """The backbone's tokenizer (`config.tokenizer_name`: a local folder or a hub id), loaded on first use."""
@@ -526,6 +544,10 @@ class PI0Policy(Policy):
         return self.model.embed_prefix(images, masks, tokens, token_masks), state
 
     # ----------------------------------------------------------------- training
+    def forward(self, batch: dict[str, Any], **kwargs) -> tuple[Tensor, dict[str, float]]:
+        """Loss on a raw batch; `noise` (B, T, max_action_dim), `time` (B,) or a `generator` may be given."""
+        return self.compute_loss(self.normalizer(self._to_device(batch)), **kwargs)
+
     def compute_loss(self, batch: dict[str, Any], noise: Tensor | None = None, time: Tensor | None = None,
                      generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
         """Flow-matching loss: mean squared velocity error over the real action dims and non-padded steps."""

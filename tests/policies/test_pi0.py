@@ -350,3 +350,89 @@ def test_cuda_graph_chunk_equals_eager(kind, tokenizer_dir):
     torch.testing.assert_close(graphed, policy.predict_action_chunk(obs, noise=noise), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(again, policy.predict_action_chunk({**obs, "task": ["stack", "push"]}, noise=noise),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", TYPES)
+def test_lerobot_folder_loads(kind, tokenizer_dir, tmp_path):
+    """A folder laid out as LeRobot 0.4.4 saves π0 / π0.5: its config.json (written by LeRobot's own
+    PI0Config / PI05Config), weights as safetensors.save_model leaves them (one name of each tied pair),
+    and the normalizer's stats in a processor step file."""
+    from safetensors.torch import save_file
+
+    policy = build(kind, tokenizer_dir)
+    folder = tmp_path / "lerobot"
+    folder.mkdir()
+    (folder / "config.json").write_text((DATA / f"lerobot_{kind}_config.json").read_text())
+    weights = {k: v.contiguous() for k, v in policy.state_dict().items() if k.startswith("model.")}
+    del weights["model.paligemma_with_expert.paligemma.model.language_model.embed_tokens.weight"]
+    save_file(weights, str(folder / "model.safetensors"))
+    stats = {f"{name}.{stat}": torch.as_tensor(value) for name, d in make_stats(FEATURES).items()
+             if name in ("observation.state", "action") for stat, value in d.items()}
+    save_file(stats, str(folder / "policy_preprocessor_step_3_normalizer_processor.safetensors"))
+    steps = [{"registry_name": "normalizer_processor", "state_file": "policy_preprocessor_step_3_normalizer_processor.safetensors"}]
+    (folder / "policy_preprocessor.json").write_text(json.dumps({"name": "policy_preprocessor", "steps": steps}))
+    tiny = tiny_config(kind, tokenizer_dir)
+    overrides = {k: getattr(tiny, k) for k in ("vlm_overrides", "expert_overrides", "vision_overrides", "vocab_size",
+                                                "tokenizer_name")}
+    loaded = Policy.from_pretrained(folder, **overrides)
+    assert type(loaded) is type(policy) and loaded.config.chunk_size == 4 and loaded.config.image_resolution == (32, 32)
+    obs, noise = observation(), noise_for(policy)
+    torch.testing.assert_close(loaded.predict_action_chunk(obs, noise=noise), policy.predict_action_chunk(obs, noise=noise))
+
+
+def _fsdp_worker(rank: int, port: int, tokenizer: str, out: str) -> None:
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        policy, batch, noise, time = _fsdp_case(tokenizer)
+        for unit in reversed(policy.fsdp_units()):
+            fully_shard(unit)
+        fully_shard(policy)
+        half = slice(2 * rank, 2 * rank + 2)
+        part = {k: v[half] if isinstance(v, torch.Tensor) else v[half] for k, v in batch.items()}
+        loss, _ = policy(part, noise=noise[half], time=time[half])  # through forward, as the trainer calls it
+        loss.backward()
+        grads = {n: p.grad.full_tensor() for n, p in policy.named_parameters() if p.grad is not None}
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        if rank == 0:
+            torch.save({"loss": total / 2, "grads": grads}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def _fsdp_case(tokenizer: str):
+    policy = build("pi0", tokenizer, seed=5)
+    policy.train()
+    batch = make_batch(FEATURES, horizon=4, batch=4, seed=2)
+    batch["action_is_pad"] = torch.zeros(4, 4, dtype=torch.bool)  # equal halves: the mean of means is the mean
+    batch["task"] = ["pick", "place the cup", "open", "close it"]
+    g = torch.Generator().manual_seed(9)
+    return policy, batch, torch.randn(4, 4, 4, generator=g), torch.rand(4, generator=g)
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_give_the_one_process_gradients(tokenizer_dir, tmp_path):
+    """fully_shard over `fsdp_units()` (the modules whose forward the joint loop calls), 2 gloo processes
+    with half the batch each: the same loss and gradients as one process on the whole batch."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(_fsdp_worker, args=(port, tokenizer_dir, str(out)), nprocs=2, start_method="spawn")
+    sharded = torch.load(out, weights_only=True)
+    policy, batch, noise, time = _fsdp_case(tokenizer_dir)
+    loss, _ = policy(batch, noise=noise, time=time)
+    loss.backward()
+    torch.testing.assert_close(sharded["loss"], loss.detach())
+    grads = {n: p.grad for n, p in policy.named_parameters() if p.grad is not None}
+    assert sorted(sharded["grads"]) == sorted(grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(sharded["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
