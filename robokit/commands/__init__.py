@@ -23,6 +23,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("robokit.commands.serving:serve", "Serve policies over gRPC to robot clients (async inference)."),
     "run-policy": ("robokit.commands.serving:run_policy", "Run a policy on a robot or sim at a fixed rate, inference on a server or in-process."),
     "push-policy": ("robokit.commands.policy_hub:main", "Upload a trained policy to the Hugging Face hub with its model card."),
-    "demos": ("robokit.commands.sim:demos_main", "Record a scripted expert's demonstrations in a simulated env into a dataset."),
-    "eval": ("robokit.commands.sim:eval_main", "Evaluate a policy (checkpoint, expert or random) in a simulated env; writes eval_info.json + videos."),
+    "demos": ("robokit.commands.sim:demos_main", "Record a scripted expert's demonstrations in a simulated env, or several tasks (metaworld/mt10), into one dataset."),
+    "eval": ("robokit.commands.sim:eval_main", "Evaluate a policy (checkpoint, expert or random) in a simulated env or task set; writes a success table, eval_info.json, videos."),
 }

@@ -80,14 +80,16 @@ class EvalConfig:
 def demos_main(argv: list[str]) -> int:
     from robokit.cli import parse
     from robokit.envs.demos import record_demos
+    from robokit.envs.experts import make_expert
     from robokit.envs.registry import expand_env_name
 
     if argv and not argv[0].startswith("-"):  # `robokit demos ENV ...` is `robokit demos --env ENV ...`
         argv = ["--env", *argv]
     cfg = parse(DemosConfig, argv, prog="robokit demos", description="usage: robokit demos ENV [--episodes N] [--out DIR] ...")
-    try:
-        expand_env_name(cfg.env)
-    except ValueError as err:
+    try:  # names, packages and experts checked before any folder is made
+        for name in expand_env_name(cfg.env):
+            make_expert(name)
+    except (ValueError, ImportError) as err:
         print(f"robokit demos: {err}", file=sys.stderr)
         return 2
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
@@ -135,8 +137,13 @@ class _PerEnvExperts:
 
 def eval_main(argv: list[str]) -> int:
     from robokit.cli import parse
-    from robokit.envs.evaluation import check_unseen_seeds, evaluate, shuffled_instructions, success_table
-    from robokit.envs.evaluation import success_table_markdown
+    from robokit.envs.evaluation import (
+        check_unseen_seeds,
+        evaluate,
+        shuffled_instructions,
+        success_table,
+        success_table_markdown,
+    )
     from robokit.envs.registry import expand_env_name
 
     cfg = parse(EvalConfig, argv, prog="robokit eval")

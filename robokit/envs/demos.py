@@ -186,7 +186,7 @@ def _record_env(dataset, env, stats: dict, episodes: int, seed: int, keep_failed
                 innovation = noise_rng.normal(0.0, action_noise, size=np.shape(action))
                 offset = noise_correlation * offset + np.sqrt(1.0 - noise_correlation**2) * innovation
                 action = (np.asarray(action, dtype=np.float64) + offset).astype(np.float32)
-            obs, _, terminated, truncated, info = env.step(action)
+            obs, _, terminated, truncated, _ = env.step(action)
             success |= bool(terminated)
             if truncated or (terminated and not full_episodes):
                 break

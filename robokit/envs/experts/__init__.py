@@ -32,7 +32,7 @@ def make_expert(env_name: str) -> ScriptedExpert:
         from robokit.envs.experts.metaworld import MetaWorldExpert
 
         return MetaWorldExpert(spec.kwargs["task"])
-    raise ValueError(f"make_expert: env {env_name!r} has no scripted expert")
+    raise ValueError(f"make_expert: env {env_name!r} has no scripted expert; expected pusht, aloha_* or metaworld/*")
 
 
 __all__ = ["make_expert", "ScriptedExpert", "EpisodeScript", "RandomPolicy"]
