@@ -349,18 +349,21 @@ def add_lora(text_model: nn.Module, rank: int, alpha: float) -> None:
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise ImportError("SmolVLA: use_lora needs peft; pip install 'robokit[vla]'") from None
+        from robokit.errors import install_hint
+
+        raise ImportError(f"SmolVLA: use_lora needs peft; {install_hint('vla')}") from None
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0),
                             text_model)
 
 
-class GraphedSampler:
-    """On CUDA: the whole Euler loop (num_steps expert passes over one prefix cache) captured as one CUDA graph
-    per shape, then replayed; ~16 layers x 10 steps of small kernels otherwise cost more in launches than in math.
+class GraphedChunk:
+    """On CUDA: the prefix's text layers and the whole Euler loop (16 layers x 10 steps of small kernels, which
+    cost more in launches than in math) as one CUDA graph per shape, captured on first use and then replayed.
 
-    Each call copies the new prefix cache and noise into the captured buffers, replays, and clones the result.
-    The graphs hold the weights' addresses: `clear()` them when the weights are replaced (`to(dtype)`).
+    The vision tower runs before it, eagerly (transformers' SigLIP embedding reads sizes back from the GPU,
+    which a graph cannot hold). Each call copies its inputs into the captured buffers, replays, and clones
+    the result. The graphs hold the weights' addresses: `clear()` them when the weights are replaced.
     """
 
     def __init__(self, model: SmolVLAModel):

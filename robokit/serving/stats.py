@@ -101,7 +101,9 @@ class RunStats:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError as err:
-            raise ImportError(f"the queue plot needs matplotlib ({err}): pip install 'robokit[train]'") from err
+            from robokit.errors import install_hint
+
+            raise ImportError(f"the queue plot needs matplotlib ({err}): {install_hint('train')}") from err
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig, ax = plt.subplots(figsize=(8, 3))

@@ -17,7 +17,9 @@ def plot_loss_curve(metrics_path: Path, out_path: Path) -> Path | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib is not installed (pip install 'robokit[train]'); no loss curve written")
+        from robokit.errors import install_hint
+
+        logger.warning("matplotlib is not installed (%s); no loss curve written", install_hint("train"))
         return None
     records = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line.strip()]
     points = [(r["step"], r["loss"]) for r in records if "loss" in r]
