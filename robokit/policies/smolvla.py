@@ -357,13 +357,12 @@ def add_lora(text_model: nn.Module, rank: int, alpha: float) -> None:
                             text_model)
 
 
-class GraphedChunk:
-    """On CUDA: the prefix's text layers and the whole Euler loop (16 layers x 10 steps of small kernels, which
-    cost more in launches than in math) as one CUDA graph per shape, captured on first use and then replayed.
+class GraphedSampler:
+    """On CUDA: the whole Euler loop (num_steps expert passes over one prefix cache) captured as one CUDA graph
+    per shape, then replayed; ~16 layers x 10 steps of small kernels otherwise cost more in launches than in math.
 
-    The vision tower runs before it, eagerly (transformers' SigLIP embedding reads sizes back from the GPU,
-    which a graph cannot hold). Each call copies its inputs into the captured buffers, replays, and clones
-    the result. The graphs hold the weights' addresses: `clear()` them when the weights are replaced.
+    Each call copies the new prefix cache and noise into the captured buffers, replays, and clones the result.
+    The graphs hold the weights' addresses: `clear()` them when the weights are replaced (`to(dtype)`).
     """
 
     def __init__(self, model: SmolVLAModel):
