@@ -71,7 +71,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="smolvla_bench_")) / "backbone"
     if args.tiny:
         write_backbone(folder)
-        cfg = dict(num_vlm_layers=2, resize_imgs_with_padding=(64, 64), chunk_size=10, n_action_steps=10)
+        cfg = {"num_vlm_layers": 2, "resize_imgs_with_padding": (64, 64), "chunk_size": 10, "n_action_steps": 10}
         size = 64
     else:
         write_backbone(folder, **SMOLVLM2_500M)
@@ -95,33 +95,42 @@ def main() -> None:
         for dtype, graphs in variants:
             policy.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
             policy.config = dataclasses.replace(policy.config, cuda_graphs=graphs)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            times = timed(lambda: policy.predict_action_chunk(obs, noise=noise), args.repeats, args.warmup, sync)
-            one_step = dataclasses.replace(policy.config, num_steps=1)
-            full_cfg, policy.config = policy.config, one_step
-            times1 = timed(lambda: policy.predict_action_chunk(obs, noise=noise), args.repeats, args.warmup, sync)
-            policy.config = dataclasses.replace(full_cfg, use_cache=False)
-            uncached = policy.predict_action_chunk(obs, noise=noise)
-            policy.config = full_cfg
-            chunk = policy.predict_action_chunk(obs, noise=noise)
-            diff = (policy.normalizer.normalize("action", chunk) - policy.normalizer.normalize("action", uncached))
-            if device.type == "cuda":
-                peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated"
-            else:
-                peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS"
-            if reference is None:
-                reference = chunk
-                vs = ""
-            else:
-                err = (policy.normalizer.normalize("action", chunk) - policy.normalizer.normalize("action", reference))
-                vs = f"; vs first row {err.abs().max().item():.2g}"
-            med, p90 = statistics.median(times) * 1e3, statistics.quantiles(times, n=10)[-1] * 1e3
-            print(f"| {cams} | {dtype} | {'yes' if graphs else 'no'} | {med:.1f} / {p90:.1f} | {statistics.median(times1) * 1e3:.1f} | "
-                  f"{diff.abs().max().item():.2g}{vs} | {peak} |", flush=True)
+            try:
+                reference = run_case(policy, obs, noise, cams, dtype, graphs, reference, args, device, sync)
+            except Exception as err:  # noqa: BLE001 - report the case and go on with the others
+                print(f"| {cams} | {dtype} | {'yes' if graphs else 'no'} | failed: {type(err).__name__}: {err} |")
         del policy
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def run_case(policy, obs, noise, cams, dtype, graphs, reference, args, device, sync):
+    """Time one case and print its row; returns the first row's chunk (the reference of the later rows)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = timed(lambda: policy.predict_action_chunk(obs, noise=noise), args.repeats, args.warmup, sync)
+    one_step = dataclasses.replace(policy.config, num_steps=1)
+    full_cfg, policy.config = policy.config, one_step
+    times1 = timed(lambda: policy.predict_action_chunk(obs, noise=noise), args.repeats, args.warmup, sync)
+    policy.config = dataclasses.replace(full_cfg, use_cache=False)
+    uncached = policy.predict_action_chunk(obs, noise=noise)
+    policy.config = full_cfg
+    chunk = policy.predict_action_chunk(obs, noise=noise)
+    diff = (policy.normalizer.normalize("action", chunk) - policy.normalizer.normalize("action", uncached))
+    if device.type == "cuda":
+        peak = f"{torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated"
+    else:
+        peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS"
+    if reference is None:
+        reference = chunk
+        vs = ""
+    else:
+        err = (policy.normalizer.normalize("action", chunk) - policy.normalizer.normalize("action", reference))
+        vs = f"; vs first row {err.abs().max().item():.2g}"
+    med, p90 = statistics.median(times) * 1e3, statistics.quantiles(times, n=10)[-1] * 1e3
+    print(f"| {cams} | {dtype} | {'yes' if graphs else 'no'} | {med:.1f} / {p90:.1f} | {statistics.median(times1) * 1e3:.1f} | "
+          f"{diff.abs().max().item():.2g}{vs} | {peak} |", flush=True)
+    return reference
 
 
 if __name__ == "__main__":

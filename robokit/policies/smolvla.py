@@ -146,6 +146,18 @@ def resize_with_pad(img: Tensor, width: int, height: int) -> Tensor:
 
 
 @dataclass
+class PrefixInputs:
+    """A normalized observation made ready for the prefix: cameras in [-1, 1], tokens, padded state."""
+
+    images: list[Tensor]  # n_cams x (B, C, H, W), resized and padded
+    image_masks: Tensor  # (n_cams, B) bool: False for a missing / blank camera
+    lang_tokens: Tensor  # (B, L) int64
+    lang_mask: Tensor  # (B, L) bool
+    state: Tensor  # (B, max_state_dim)
+    special_tokens: Tensor | None  # (3,) ids around each camera's tokens (add_image_special_tokens)
+
+
+@dataclass
 class PrefixCache:
     """What the expert needs from one chunk's prefix, for every VLM layer that has an expert layer."""
 
@@ -220,28 +232,27 @@ class SmolVLAModel(nn.Module):
     def embed_tokens(self, tokens: Tensor) -> Tensor:
         return self.vlm.model.text_model.get_input_embeddings()(tokens)
 
-    def embed_prefix(self, images: list[Tensor], image_masks: list[Tensor], lang_tokens: Tensor, lang_mask: Tensor,
-                     state: Tensor, image_special_tokens: tuple[int, int, int] | None = None,
-                     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Cameras (each (B, C, H, W)), tokens (B, L), state (B, S) -> embeddings (B, P, width), pad (B, P), ar (B, P)."""
+    def encode_cameras(self, images: list[Tensor]) -> Tensor:
+        """Cameras, each (B, C, H, W) in [-1, 1] -> (n_cams, B, image_tokens, width), all through the tower at once."""
+        return self.embed_images(torch.cat(images)).unflatten(0, (len(images), images[0].shape[0]))
+
+    def embed_prefix(self, inputs: PrefixInputs, camera_embs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Camera embeddings (n_cams, B, n_img, width), tokens, state -> embeddings (B, P, width), pad (B, P), ar (B, P)."""
+        state, lang_tokens, specials = inputs.state, inputs.lang_tokens, inputs.special_tokens
         batch = state.shape[0]
         scale = math.sqrt(self.width)
-        # all cameras through the vision tower at once: (n_cams * B, C, H, W) -> (n_cams, B, n_img, width)
-        image_embs = self.embed_images(torch.cat(images)).unflatten(0, (len(images), batch)) * scale
         embs, pads = [], []
-        for emb, mask in zip(image_embs, image_masks):
-            if image_special_tokens is not None:
-                start = self.embed_tokens(lang_tokens.new_tensor(image_special_tokens[:2])).expand(batch, -1, -1)
-                embs.append(start)
+        for emb, mask in zip(camera_embs * scale, inputs.image_masks):
+            if specials is not None:  # <fake_token_around_image><global-img> ... <fake_token_around_image>
+                embs.append(self.embed_tokens(specials[:2]).expand(batch, -1, -1))
                 pads.append(torch.ones(batch, 2, dtype=torch.bool, device=state.device))
             embs.append(emb)
             pads.append(mask[:, None].expand(batch, emb.shape[1]))
-            if image_special_tokens is not None:
-                end = self.embed_tokens(lang_tokens.new_tensor(image_special_tokens[2:])).expand(batch, -1, -1)
-                embs.append(end)
+            if specials is not None:
+                embs.append(self.embed_tokens(specials[2:]).expand(batch, -1, -1))
                 pads.append(torch.ones(batch, 1, dtype=torch.bool, device=state.device))
         embs.append(self.embed_tokens(lang_tokens) * scale)  # (B, L, width)
-        pads.append(lang_mask.bool())
+        pads.append(inputs.lang_mask)
         embs.append(self.state_proj(state.to(self.state_proj.weight.dtype))[:, None])  # (B, 1, width)
         pads.append(torch.ones(batch, 1, dtype=torch.bool, device=state.device))
         embs, pad = torch.cat(embs, dim=1), torch.cat(pads, dim=1)
@@ -357,12 +368,13 @@ def add_lora(text_model: nn.Module, rank: int, alpha: float) -> None:
                             text_model)
 
 
-class GraphedSampler:
-    """On CUDA: the whole Euler loop (num_steps expert passes over one prefix cache) captured as one CUDA graph
-    per shape, then replayed; ~16 layers x 10 steps of small kernels otherwise cost more in launches than in math.
+class GraphedChunk:
+    """On CUDA: the prefix's text layers and the whole Euler loop (16 layers x 10 steps of small kernels, which
+    cost more in launches than in math) as one CUDA graph per shape, captured on first use and then replayed.
 
-    Each call copies the new prefix cache and noise into the captured buffers, replays, and clones the result.
-    The graphs hold the weights' addresses: `clear()` them when the weights are replaced (`to(dtype)`).
+    The vision tower runs before it, eagerly (transformers' SigLIP embedding reads sizes back from the GPU,
+    which a graph cannot hold). Each call copies its inputs into the captured buffers, replays, and clones
+    the result. The graphs hold the weights' addresses: `clear()` them when the weights are replaced.
     """
 
     def __init__(self, model: SmolVLAModel):
@@ -372,36 +384,38 @@ class GraphedSampler:
     def clear(self) -> None:
         self.graphs.clear()
 
-    def __call__(self, cache: PrefixCache, noise: Tensor, num_steps: int) -> Tensor:
-        key = (tuple(noise.shape), noise.dtype, tuple(cache.pad_mask.shape), num_steps,
-               self.model.action_out_proj.weight.data_ptr())
+    def __call__(self, inputs: PrefixInputs, camera_embs: Tensor, noise: Tensor, num_steps: int) -> Tensor:
+        tensors = [camera_embs, inputs.image_masks, inputs.lang_tokens, inputs.lang_mask, inputs.state, noise]
+        if inputs.special_tokens is not None:
+            tensors.append(inputs.special_tokens)
+        key = (tuple((tuple(t.shape), t.dtype) for t in tensors), num_steps, self.model.action_out_proj.weight.data_ptr())
         if key not in self.graphs:
-            self.graphs[key] = self._capture(cache, noise, num_steps)
-        static_cache, static_noise, out, graph = self.graphs[key]
-        for i in cache.keys:
-            static_cache.keys[i].copy_(cache.keys[i])
-            static_cache.values[i].copy_(cache.values[i])
-        static_cache.pad_mask.copy_(cache.pad_mask)
-        static_cache.length.copy_(cache.length)
-        static_noise.copy_(noise)
+            self.graphs[key] = self._capture(tensors, num_steps)
+        static, out, graph = self.graphs[key]
+        for buffer, value in zip(static, tensors):
+            buffer.copy_(value)
         graph.replay()
         return out.clone()
 
-    def _capture(self, cache: PrefixCache, noise: Tensor, num_steps: int) -> tuple:
-        static_cache = PrefixCache({i: k.clone() for i, k in cache.keys.items()},
-                                   {i: v.clone() for i, v in cache.values.items()},
-                                   cache.pad_mask.clone(), cache.length.clone())
-        static_noise = noise.clone()
-        side = torch.cuda.Stream(noise.device)
-        side.wait_stream(torch.cuda.current_stream(noise.device))
-        with torch.cuda.stream(side):  # warm-up outside the graph (lazy inits, autotuning)
+    def _run(self, tensors: list[Tensor], num_steps: int) -> Tensor:
+        camera_embs, image_masks, tokens, lang_mask, state, noise, *specials = tensors
+        inputs = PrefixInputs([], image_masks, tokens, lang_mask, state, specials[0] if specials else None)
+        cache = self.model.prefix_cache(*self.model.embed_prefix(inputs, camera_embs))
+        return self.model.sample(cache, noise, num_steps)
+
+    def _capture(self, tensors: list[Tensor], num_steps: int) -> tuple:
+        static = [t.clone() for t in tensors]
+        device = static[0].device
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):  # warm-up outside the graph (lazy inits, kernel selection)
             for _ in range(2):
-                self.model.sample(static_cache, static_noise, num_steps)
-        torch.cuda.current_stream(noise.device).wait_stream(side)
+                self._run(static, num_steps)
+        torch.cuda.current_stream(device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            out = self.model.sample(static_cache, static_noise, num_steps)
-        return static_cache, static_noise, out, graph
+            out = self._run(static, num_steps)
+        return static, out, graph
 
 
 # ---------------------------------------------------------------------------------------------- policy
@@ -434,7 +448,7 @@ class SmolVLAPolicy(Policy):
             raise ValueError(f"SmolVLA: vlm_model_name={source!r} is a {vlm_config.model_type!r} model; expected 'smolvlm'")
         self.model = SmolVLAModel(config, vlm_config, source if config.load_vlm_weights else None)
         self._tokenizer = None
-        self._graphed = GraphedSampler(self.model)
+        self._graphed = GraphedChunk(self.model)
         self._set_trainable()
 
     # ----------------------------------------------------------------- what learns
@@ -477,11 +491,11 @@ class SmolVLAPolicy(Policy):
             renamed = {**{k: v for k, v in self.state_dict().items() if ".lora_" in k}, **renamed}
         super().load_weights(renamed, source)
 
-    def to(self, *args, **kwargs) -> "SmolVLAPolicy":
+    def to(self, *args, **kwargs) -> SmolVLAPolicy:
         self._graphed.clear()  # captured graphs point at the weights being replaced
         return super().to(*args, **kwargs)
 
-    def train(self, mode: bool = True) -> "SmolVLAPolicy":
+    def train(self, mode: bool = True) -> SmolVLAPolicy:
         if mode:
             self._graphed.clear()
         super().train(mode)
@@ -524,8 +538,9 @@ class SmolVLAPolicy(Policy):
 
     def _predict_chunk(self, obs: dict[str, Tensor], language: dict[str, Any], noise: Tensor | None = None,
                        on_step=None) -> Tensor:
-        cache = self._prefix({**obs, **language})
-        batch = cache.pad_mask.shape[0]
+        inputs = self._prefix_inputs({**obs, **language})
+        camera_embs = self.model.encode_cameras(inputs.images)  # (n_cams, B, n_img, width)
+        batch = inputs.state.shape[0]
         shape = (batch, self.config.chunk_size, self.config.max_action_dim)
         if noise is None:
             noise = torch.randn(shape, dtype=torch.float32, device=self.device)
@@ -535,8 +550,9 @@ class SmolVLAPolicy(Policy):
         noise = noise.to(self.device, self.dtype)
         graphs = self.config.cuda_graphs and noise.device.type == "cuda" and on_step is None
         if self.config.use_cache and graphs:
-            actions = self._graphed(cache, noise, self.config.num_steps)
+            actions = self._graphed(inputs, camera_embs, noise, self.config.num_steps)
         elif self.config.use_cache:
+            cache = self.model.prefix_cache(*self.model.embed_prefix(inputs, camera_embs))
             actions = self.model.sample(cache, noise, self.config.num_steps, on_step)
         else:  # the prefix recomputed at every step: slower, the reference the cached path must match
             def velocity(x: Tensor, t: Tensor) -> Tensor:
@@ -571,6 +587,11 @@ class SmolVLAPolicy(Policy):
 
     def _prefix(self, batch: dict[str, Any]) -> PrefixCache:
         """Normalized batch -> the prefix's keys/values (cameras, instruction, state)."""
+        inputs = self._prefix_inputs(batch)
+        return self.model.prefix_cache(*self.model.embed_prefix(inputs, self.model.encode_cameras(inputs.images)))
+
+    def _prefix_inputs(self, batch: dict[str, Any]) -> PrefixInputs:
+        """Normalized batch -> cameras resized to [-1, 1], instruction tokens, padded state."""
         state = batch["observation.state"]
         state = state[:, -1] if state.ndim > 2 else state  # (B, S)
         batch_size = state.shape[0]
@@ -596,10 +617,9 @@ class SmolVLAPolicy(Policy):
         specials = None
         if self.config.add_image_special_tokens:
             ids = [self.tokenizer.convert_tokens_to_ids(t) for t in ("<fake_token_around_image>", "<global-img>")]
-            specials = (ids[0], ids[1], ids[0])
+            specials = torch.tensor([ids[0], ids[1], ids[0]], device=self.device)
         state = fm.pad_last_dim(state, self.config.max_state_dim)
-        embs, pad, ar = self.model.embed_prefix(images, masks, tokens, mask, state, specials)
-        return self.model.prefix_cache(embs, pad, ar)
+        return PrefixInputs(images, torch.stack(masks), tokens, mask, state, specials)
 
     # ----------------------------------------------------------------- saving
     def config_dict(self) -> dict[str, Any]:

@@ -21,11 +21,11 @@ SPECIAL_TOKENS = ("<|im_start|>", "<end_of_utterance>", "<|endoftext|>", "<pad>"
 BYTE_VOCAB = 256 + len(SPECIAL_TOKENS)
 
 # SmolVLM2-500M-Video-Instruct (the backbone of the published SmolVLA), from its config.json.
-SMOLVLM2_500M = dict(
-    text_hidden=960, text_intermediate=2560, text_layers=32, heads=15, kv_heads=5, head_dim=64, vocab_size=49280,
-    vision_hidden=768, vision_intermediate=3072, vision_layers=12, vision_heads=12, image_size=512, patch_size=16,
-    scale_factor=4,
-)
+SMOLVLM2_500M = {
+    "text_hidden": 960, "text_intermediate": 2560, "text_layers": 32, "heads": 15, "kv_heads": 5, "head_dim": 64,
+    "vocab_size": 49280, "vision_hidden": 768, "vision_intermediate": 3072, "vision_layers": 12, "vision_heads": 12,
+    "image_size": 512, "patch_size": 16, "scale_factor": 4,
+}
 
 
 def write_backbone(
@@ -46,16 +46,17 @@ def write_backbone(
     folder.mkdir(parents=True, exist_ok=True)
     ids = {tok: 256 + i for i, tok in enumerate(SPECIAL_TOKENS)}
     config = SmolVLMConfig(
-        text_config=dict(
-            model_type="llama", hidden_size=text_hidden, intermediate_size=text_intermediate,
-            num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim,
-            vocab_size=vocab_size, max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=100000.0,
-            hidden_act="silu", pad_token_id=ids["<pad>"], attention_bias=False, mlp_bias=False,
-        ),
-        vision_config=dict(
-            hidden_size=vision_hidden, intermediate_size=vision_intermediate, num_hidden_layers=vision_layers,
-            num_attention_heads=vision_heads, image_size=image_size, patch_size=patch_size,
-        ),
+        text_config={
+            "model_type": "llama", "hidden_size": text_hidden, "intermediate_size": text_intermediate,
+            "num_hidden_layers": text_layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+            "head_dim": head_dim, "vocab_size": vocab_size, "max_position_embeddings": 8192, "rms_norm_eps": 1e-5,
+            "rope_theta": 100000.0, "hidden_act": "silu", "pad_token_id": ids["<pad>"], "attention_bias": False,
+            "mlp_bias": False,
+        },
+        vision_config={
+            "hidden_size": vision_hidden, "intermediate_size": vision_intermediate, "num_hidden_layers": vision_layers,
+            "num_attention_heads": vision_heads, "image_size": image_size, "patch_size": patch_size,
+        },
         scale_factor=scale_factor, vocab_size=vocab_size, image_token_id=ids["<image>"], tie_word_embeddings=False,
     )
     config.save_pretrained(folder)

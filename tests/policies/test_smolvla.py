@@ -20,8 +20,9 @@ from robokit.policies import Policy, make_config
 
 pytest.importorskip("transformers")
 
-from robokit.policies.smolvla_backbone import write_backbone  # noqa: E402
-from .conftest import make_batch, make_features, make_observation, make_stats  # noqa: E402
+from robokit.policies.smolvla_backbone import write_backbone
+
+from .conftest import make_batch, make_features, make_observation, make_stats
 
 FIXTURES = Path(os.environ["ROBOKIT_LEROBOT_FIXTURES"]) / "policies"
 needs_fixtures = pytest.mark.skipif(not (FIXTURES / "smolvla_tiny").exists(),
@@ -134,8 +135,9 @@ FEATURES = make_features(cams=("front",), state_dim=5, action_dim=3, hw=(48, 64)
 
 def tiny_policy(backbone: Path, **overrides) -> Policy:
     torch.manual_seed(0)
-    cfg = dict(vlm_model_name=str(backbone), chunk_size=4, n_action_steps=4, max_state_dim=8, max_action_dim=6,
-               resize_imgs_with_padding=(64, 64), num_vlm_layers=2, tokenizer_max_length=16, num_steps=3)
+    cfg = {"vlm_model_name": str(backbone), "chunk_size": 4, "n_action_steps": 4, "max_state_dim": 8,
+           "max_action_dim": 6, "resize_imgs_with_padding": (64, 64), "num_vlm_layers": 2, "tokenizer_max_length": 16,
+           "num_steps": 3}
     return Policy.build(make_config("smolvla", **{**cfg, **overrides}), FEATURES, make_stats(FEATURES))
 
 
@@ -293,3 +295,14 @@ def test_lora_adapters_train_and_round_trip(backbone, tmp_path):
     again = Policy.from_pretrained(tmp_path / "lora")
     assert again.config.use_lora
     close(again.predict_action_chunk(obs, noise=noise), lora.predict_action_chunk(obs, noise=noise), 0)
+
+
+def test_image_special_tokens_and_empty_cameras_extend_the_prefix(backbone):
+    policy = tiny_policy(backbone, add_image_special_tokens=True, empty_cameras=1).eval()
+    obs = {**make_observation(FEATURES, batch=2), "task": TASKS}
+    inputs = policy._prefix_inputs(policy.normalizer(obs) | {"task": TASKS})
+    assert len(inputs.images) == 2 and inputs.image_masks.tolist() == [[True, True], [False, False]]
+    embs, pad, _ = policy.model.embed_prefix(inputs, policy.model.encode_cameras(inputs.images))
+    # 2 cameras x (2 + 4 image tokens + 1) + 14 words + 1 state; the blank camera's 4 image tokens are padding
+    assert embs.shape[1] == 2 * 7 + 14 + 1 and (~pad).sum(dim=1).tolist() == [4, 6]
+    assert torch.isfinite(policy.predict_action_chunk(obs)).all()
