@@ -177,3 +177,22 @@ def test_a_lost_servo_port_is_one_line_and_quick(capsys, tmp_path, command):
         line = _fails_cleanly(capsys, argv)
         assert time.monotonic() - start < 30  # not the 60 s asked for (creating the dataset takes seconds)
     assert "the port is gone" in line and follower.port in line
+
+
+def test_missing_pusht_hint_is_a_command_that_installs_it(capsys, monkeypatch, tmp_path):
+    """gym-pusht is not in the sim extra (it goes in with --no-deps): the hint must say so."""
+    monkeypatch.setitem(sys.modules, "gym_pusht", None)  # as if not installed
+    line = _fails_cleanly(capsys, ["eval", "--policy", "random", "--env", "pusht", "--episodes", "1",
+                                   "--out", str(tmp_path / "eval")])
+    assert "pip install --no-deps gym-pusht==0.1.8" in line and "pip install 'robokit[sim]'" not in line
+
+
+def test_every_pip_hint_in_robokit_names_an_installable_target():
+    """`pip install 'robokit[...]'` does not work (robokit is installed from its checkout): no hint may say it."""
+    from pathlib import Path
+
+    root = Path(robokit.__file__).parent
+    offenders = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py")
+                 for n, text in enumerate(path.read_text().splitlines(), 1)
+                 if "pip install 'robokit[" in text or 'pip install "robokit[' in text]
+    assert not offenders, offenders
