@@ -100,7 +100,7 @@ def test_sigkill_loses_at_most_the_episode_in_progress(tmp_path, kill_when, dela
 # the kill came before meta/info.json was written) one that `create` accepts.
 _rng = random.Random(17)
 EARLY_KILLS = [("creating", _rng.uniform(0, 0.01)), ("created", _rng.uniform(0, 0.05))] + [
-    ("saving 0", _rng.uniform(0, 0.05)) for _ in range(4)
+    ("saving 0", _rng.uniform(0, 0.2)) for _ in range(6)  # the first save takes 0.1-0.2 s here
 ]
 
 
