@@ -81,12 +81,46 @@ def measure(policy: Policy, obs: dict, repeats: int, num_steps: int, device: tor
     return times
 
 
+def train_step(policy: Policy, batch_size: int, device: torch.device) -> None:
+    """Seconds per optimizer step on random data, bf16 autocast, the whole model trained (as openpi fine-tunes)."""
+    cfg = policy.config
+    g = torch.Generator().manual_seed(1)
+    batch = {"observation.images.front": torch.rand(batch_size, 3, 224, 224, generator=g).to(device),
+             "observation.state": torch.randn(batch_size, 8, generator=g).to(device),
+             "action": torch.randn(batch_size, cfg.chunk_size, 7, generator=g).to(device),
+             "task": ["pick up the red cube"] * batch_size}
+    policy.train()
+    optimizer = torch.optim.AdamW(policy.optimizer_param_groups(), lr=cfg.optimizer_lr, betas=cfg.optimizer_betas,
+                                  fused=device.type == "cuda")
+    times = []
+    for i in range(8):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss, _ = policy(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    print(f"      train step (batch {batch_size}, bf16 autocast, AdamW on all {sum(p.numel() for p in policy.parameters()) / 1e9:.2f}B "
+          f"params): median {statistics.median(times) * 1e3:.0f} ms, peak {peak:.1f} GiB allocated", flush=True)
+    del optimizer
+    policy.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--types", default="pi0,pi05", help="comma-separated: pi0, pi05")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--train", type=int, default=0, metavar="BATCH",
+                        help="also time training steps (forward + backward + AdamW, bf16 autocast) at this batch size")
     parser.add_argument("--eager", action="store_true", help="no CUDA graph (config.cuda_graphs=False)")
     parser.add_argument("--tiny", action="store_true", help="a tiny config (a smoke test of this script)")
     args = parser.parse_args()
@@ -140,6 +174,8 @@ def main() -> None:
                   f"({config.num_inference_steps} steps); 1 step {med1:7.1f} ms -> prefix + 1 step {med1:.1f} ms, "
                   f"each further step {step:.1f} ms; peak {peak}; "
                   f"KV cache vs prefix recomputed each step: max |diff| {diff:.2e} (raw action units)", flush=True)
+            if args.train and dtype_name == "fp32":
+                train_step(policy, args.train, device)
             del policy
 
 
