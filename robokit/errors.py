@@ -32,6 +32,14 @@ class UsageError(RobokitError, ValueError):
     exit_code = 2
 
 
+class NotCalibratedError(RobokitError, RuntimeError):
+    """A device or motor has no (matching) calibration, so it refuses to move or to convert units."""
+
+
+class HardwareSetupError(RobokitError, RuntimeError):
+    """The hardware is not set up as the command expects (e.g. two motors where setup wants one)."""
+
+
 # The built-in kinds that mean "bad input or surroundings". OSError covers FileNotFoundError,
 # FileExistsError, PermissionError, ConnectionError, TimeoutError, serial.SerialException and
 # the HTTP errors of requests / huggingface_hub.

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from robokit.errors import HardwareSetupError, NotCalibratedError
 from robokit.motors.calibration import MotorCalibration, MotorNormMode, normalize, unnormalize
 from robokit.motors.tables import (
     MODEL_BY_NUMBER,
@@ -440,7 +441,7 @@ class MotorsBus(abc.ABC):
         if register not in NORMALIZED_REGISTERS:
             return value
         if name not in self.calibration:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"bus {self.port}: motor {name!r} has no calibration, so {register} cannot be "
                 "normalized; run `robokit calibrate` (or read with normalize=False)"
             )
@@ -452,7 +453,7 @@ class MotorsBus(abc.ABC):
         if register not in NORMALIZED_REGISTERS:
             return int(value)
         if name not in self.calibration:
-            raise RuntimeError(
+            raise NotCalibratedError(
                 f"bus {self.port}: motor {name!r} has no calibration, so {register}={value} cannot be "
                 "converted to steps; run `robokit calibrate` (or write with normalize=False)"
             )
@@ -600,14 +601,14 @@ class MotorsBus(abc.ABC):
             flat = [(baud, mid, model) for baud, ms in found.items() for mid, model in ms.items()]
             if len(flat) != 1:
                 self.set_baudrate(self.baudrate)
-                raise RuntimeError(
+                raise HardwareSetupError(
                     f"setup_motor({name!r}): expected exactly one motor on {self.port}, found {len(flat)} "
                     f"({flat}); connect only the {name} motor"
                 )
             initial_baudrate, initial_id, model_number = flat[0]
             if model_number != self.specs[name].model_number:
                 found_model = MODEL_BY_NUMBER.get((self.protocol, model_number))
-                raise RuntimeError(
+                raise HardwareSetupError(
                     f"setup_motor({name!r}): found a {found_model.model if found_model else model_number}, "
                     f"expected {self.motors[name].model}"
                 )
@@ -618,7 +619,7 @@ class MotorsBus(abc.ABC):
         self._motor_id_override(target_id, "Baud_Rate", baudrate_table(self.protocol)[target_baud])
         self.set_baudrate(target_baud)
         if self.ping(name, num_retry=2, raise_on_error=False) is None:
-            raise RuntimeError(
+            raise HardwareSetupError(
                 f"setup_motor({name!r}): the motor does not answer at id {target_id}, {target_baud} baud after setup"
             )
         logger.info(

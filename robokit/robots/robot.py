@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from robokit.errors import RobokitError
+from robokit.errors import NotCalibratedError, RobokitError  # noqa: F401 (robots raise it; the motors layer too)
 
 DEFAULT_CALIBRATION_DIR = Path("~/.cache/robokit/calibration").expanduser()
 
@@ -46,10 +46,6 @@ class DeviceNotConnectedError(RobokitError, RuntimeError):
 
 class DeviceAlreadyConnectedError(RobokitError, RuntimeError):
     """`connect()` called twice."""
-
-
-class NotCalibratedError(RobokitError, RuntimeError):
-    """The device has no (matching) calibration, so it refuses to move."""
 
 
 MAX_ABS_ACTION = 1e6
