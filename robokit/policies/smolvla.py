@@ -29,6 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from robokit.policies import flow_matching as fm
 from robokit.policies.config import register_policy
@@ -208,6 +209,7 @@ class SmolVLAModel(nn.Module):
                   for j in range(n_expert)]
         self.expert = ActionExpert(layers, self.expert_width, tc.rms_norm_eps)
         self.last_used_layer = max(self.expert_of)
+        self.gradient_checkpointing = False
         self.state_proj = nn.Linear(config.max_state_dim, self.width)
         self.action_in_proj = nn.Linear(config.max_action_dim, self.expert_width)
         self.action_out_proj = nn.Linear(self.expert_width, config.max_action_dim)
@@ -273,24 +275,36 @@ class SmolVLAModel(nn.Module):
         bias = attention_bias(allowed, embs.dtype)
         keys, values = {}, {}
         h = embs
-        for i, layer in enumerate(self.vlm_layers):
-            att = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = apply_rope(att.q_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, P, H, D)
-            k = apply_rope(att.k_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, P, Hkv, D)
-            v = att.v_proj(x).unflatten(-1, (-1, self.head_dim))
-            if i in self.expert_of:
-                if self.cross[i]:  # the expert reads the VLM's keys/values through its own k/v projections
-                    e = self.expert.layers[self.expert_of[i]].self_attn
-                    keys[i] = e.k_proj(k.flatten(2).to(e.k_proj.weight.dtype)).unflatten(-1, (-1, self.head_dim))
-                    values[i] = e.v_proj(v.flatten(2).to(e.v_proj.weight.dtype)).unflatten(-1, (-1, self.head_dim))
-                else:
-                    keys[i], values[i] = k, v
-            if i == self.last_used_layer:
-                break  # later layers (and this layer's output) are never read by the expert
-            h = h + att.o_proj(attend(q, k, v, bias))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        for i in range(self.last_used_layer + 1):  # later layers are never read by the expert
+            h, keys[i], values[i] = self._checkpointed(self.prefix_layer, i, h, rope, bias)
+        keys = {i: k for i, k in keys.items() if i in self.expert_of}
+        values = {i: v for i, v in values.items() if i in self.expert_of}
         return PrefixCache(keys, values, pad, pad.sum(dim=1, keepdim=True))
+
+    def prefix_layer(self, i: int, h: Tensor, rope: tuple[Tensor, Tensor], bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """VLM layer i on the prefix (B, P, width) -> the next hidden states and the keys/values the expert reads."""
+        layer = self.vlm_layers[i]
+        att = layer.self_attn
+        x = layer.input_layernorm(h)
+        k = apply_rope(att.k_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, P, Hkv, D)
+        v = att.v_proj(x).unflatten(-1, (-1, self.head_dim))
+        expert_k, expert_v = k, v
+        if i in self.expert_of and self.cross[i]:  # the expert reads them through its own k/v projections
+            e = self.expert.layers[self.expert_of[i]].self_attn
+            expert_k = e.k_proj(k.flatten(2).to(e.k_proj.weight.dtype)).unflatten(-1, (-1, self.head_dim))
+            expert_v = e.v_proj(v.flatten(2).to(e.v_proj.weight.dtype)).unflatten(-1, (-1, self.head_dim))
+        if i == self.last_used_layer:
+            return h, expert_k, expert_v  # this layer's output is never read
+        q = apply_rope(att.q_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, P, H, D)
+        h = h + att.o_proj(attend(q, k, v, bias))
+        h = h + layer.mlp(layer.post_attention_layernorm(h))
+        return h, expert_k, expert_v
+
+    def _checkpointed(self, fn, *args):
+        """fn(*args), its activations recomputed in backward when gradient checkpointing is on."""
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
 
     # ------------------------------------------------------------------ suffix: the action expert
     def embed_suffix(self, x_t: Tensor, time: Tensor) -> Tensor:
@@ -319,26 +333,30 @@ class SmolVLAModel(nn.Module):
     def velocity(self, cache: PrefixCache, masks: dict[str, Tensor], x_t: Tensor, time: Tensor) -> Tensor:
         """The expert's velocity for noisy actions x_t (B, T, A) at time (B,) -> (B, T, A)."""
         h = self.embed_suffix(x_t, time)  # (B, T, We)
-        for i, j in self.expert_of.items():
-            layer = self.expert.layers[j]
-            att = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = att.q_proj(x).unflatten(-1, (-1, self.head_dim))  # (B, T, H, D)
-            if self.cross[i]:
-                q = apply_rope(q, masks["cross_rope"])
-                k, v, bias = cache.keys[i], cache.values[i], masks["cross_bias"]
-            else:
-                rope = masks["self_rope"]
-                q = apply_rope(q, rope)
-                k = apply_rope(att.k_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, T, Hkv, D)
-                v = att.v_proj(x).unflatten(-1, (-1, self.head_dim))
-                k = torch.cat([cache.keys[i].to(k.dtype), k], dim=1)  # (B, P + T, Hkv, D)
-                v = torch.cat([cache.values[i].to(v.dtype), v], dim=1)
-                bias = masks["self_bias"]
-            h = h + att.o_proj(attend(q, k.to(q.dtype), v.to(q.dtype), bias))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        for i in self.expert_of:
+            h = self._checkpointed(self.expert_layer, i, h, cache.keys[i], cache.values[i], masks)
         h = self.expert.norm(h)
         return self.action_out_proj(h.to(self.action_out_proj.weight.dtype))
+
+    def expert_layer(self, i: int, h: Tensor, prefix_k: Tensor, prefix_v: Tensor, masks: dict[str, Tensor]) -> Tensor:
+        """The expert layer beside VLM layer i on the expert's tokens (B, T, We), given that layer's prefix keys/values."""
+        layer = self.expert.layers[self.expert_of[i]]
+        att = layer.self_attn
+        x = layer.input_layernorm(h)
+        q = att.q_proj(x).unflatten(-1, (-1, self.head_dim))  # (B, T, H, D)
+        if self.cross[i]:  # attend to the prefix only
+            q = apply_rope(q, masks["cross_rope"])
+            k, v, bias = prefix_k, prefix_v, masks["cross_bias"]
+        else:  # attend to the prefix and (causally) to the expert's own tokens
+            rope = masks["self_rope"]
+            q = apply_rope(q, rope)
+            k = apply_rope(att.k_proj(x).unflatten(-1, (-1, self.head_dim)), rope)  # (B, T, Hkv, D)
+            v = att.v_proj(x).unflatten(-1, (-1, self.head_dim))
+            k = torch.cat([prefix_k.to(k.dtype), k], dim=1)  # (B, P + T, Hkv, D)
+            v = torch.cat([prefix_v.to(v.dtype), v], dim=1)
+            bias = masks["self_bias"]
+        h = h + att.o_proj(attend(q, k.to(q.dtype), v.to(q.dtype), bias))
+        return h + layer.mlp(layer.post_attention_layernorm(h))
 
     def loss(self, cache: PrefixCache, actions: Tensor, noise: Tensor, time: Tensor) -> Tensor:
         """Flow-matching loss per element (B, T, A) for actions (B, T, A), noise (B, T, A), time (B,)."""
@@ -494,6 +512,15 @@ class SmolVLAPolicy(Policy):
     def to(self, *args, **kwargs) -> SmolVLAPolicy:
         self._graphed.clear()  # captured graphs point at the weights being replaced
         return super().to(*args, **kwargs)
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute each VLM and expert layer's activations in backward (and the vision tower's, if it trains)."""
+        self.model.gradient_checkpointing = enabled
+        vlm = self.model.vlm
+        if enabled:
+            vlm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            vlm.gradient_checkpointing_disable()
 
     def train(self, mode: bool = True) -> SmolVLAPolicy:
         if mode:

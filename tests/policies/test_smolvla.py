@@ -306,3 +306,27 @@ def test_image_special_tokens_and_empty_cameras_extend_the_prefix(backbone):
     # 2 cameras x (2 + 4 image tokens + 1) + 14 words + 1 state; the blank camera's 4 image tokens are padding
     assert embs.shape[1] == 2 * 7 + 14 + 1 and (~pad).sum(dim=1).tolist() == [4, 6]
     assert torch.isfinite(policy.predict_action_chunk(obs)).all()
+
+
+def test_gradient_checkpointing_gives_the_same_gradients_and_bf16_autocast_trains(backbone):
+    plain = tiny_policy(backbone, train_expert_only=False).train()
+    checkpointed = tiny_policy(backbone, train_expert_only=False).train()
+    checkpointed.set_gradient_checkpointing(True)
+    batch = tiny_batch()
+    noise, time = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(1)), torch.tensor([0.3, 0.8])
+    calls = {}
+    for policy in (plain, checkpointed):
+        q_proj = policy.model.expert.layers[1].self_attn.q_proj
+        hook = q_proj.register_forward_hook(lambda m, i, o, p=policy: calls.__setitem__(id(p), calls.get(id(p), 0) + 1))
+        loss, _ = policy.compute_loss(policy.normalizer(batch), noise=noise, time=time)
+        loss.backward()
+        hook.remove()
+    assert (calls[id(plain)], calls[id(checkpointed)]) == (1, 2)  # recomputed in backward
+    grads = {n: p.grad for n, p in plain.named_parameters() if p.requires_grad}
+    for name, p in checkpointed.named_parameters():
+        if p.requires_grad:
+            close(p.grad, grads[name], 1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = checkpointed(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
