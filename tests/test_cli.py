@@ -198,23 +198,33 @@ def test_every_pip_hint_in_robokit_names_an_installable_target():
     assert not offenders, offenders
 
 
-def test_merging_datasets_of_different_fps(capsys, tmp_path):
+def _tiny_dataset(root, fps: int = 30):
+    """A two-feature dataset of one 3-frame episode, no video."""
     import numpy as np
 
     from robokit.data import RobotDataset
 
     features = {"observation.state": {"dtype": "float32", "shape": [2], "names": None},
                 "action": {"dtype": "float32", "shape": [2], "names": None}}
-    for name, fps in (("a", 30), ("b", 10)):
-        ds = RobotDataset.create(tmp_path / name, fps, features, robot_type="arm", use_videos=False)
-        for _ in range(3):
-            ds.add_frame({"observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32),
-                          "task": "t"})
-        ds.save_episode()
-        ds.finalize()
-    line = _fails_cleanly(capsys, ["dataset", "merge", str(tmp_path / "a"), str(tmp_path / "b"),
-                                   "--out", str(tmp_path / "merged")])
+    ds = RobotDataset.create(root, fps, features, robot_type="arm", use_videos=False)
+    for _ in range(3):
+        ds.add_frame({"observation.state": np.zeros(2, np.float32), "action": np.zeros(2, np.float32), "task": "t"})
+    ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def test_merging_datasets_of_different_fps(capsys, tmp_path):
+    a, b = _tiny_dataset(tmp_path / "a", fps=30), _tiny_dataset(tmp_path / "b", fps=10)
+    line = _fails_cleanly(capsys, ["dataset", "merge", str(a), str(b), "--out", str(tmp_path / "merged")])
     assert "30 fps" in line and "10 fps" in line
+
+
+def test_mistyped_policy_type_gets_a_suggestion_without_traceback(capsys, tmp_path):
+    root = _tiny_dataset(tmp_path / "ds")
+    line = _fails_cleanly(capsys, ["train", "--dataset", str(root), "--policy", "difusion", "--steps", "1",
+                                   "--output-dir", str(tmp_path / "out")])
+    assert "'difusion'" in line and "Did you mean 'diffusion'?" in line
 
 
 def test_setup_motors_with_the_whole_arm_connected(capsys, monkeypatch):
