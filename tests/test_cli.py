@@ -238,3 +238,19 @@ def test_setup_motors_with_the_whole_arm_connected(capsys, monkeypatch):
     with VirtualArm("so101") as arm:
         line = _fails_cleanly(capsys, ["setup-motors", "--type", "so101_follower", "--port", arm.port])
     assert "expected exactly one motor" in line and "connect only the gripper motor" in line
+
+
+@pytest.mark.parametrize(("command", "option", "table"), [("teleoperate", "--robot.type", "ROBOTS"),
+                                                          ("teleoperate", "--teleop.type", "TELEOPERATORS"),
+                                                          ("virtual-arm", "--arms", "VIRTUAL_ARMS")])
+def test_help_lists_every_registered_type(capsys, monkeypatch, command, option, table):
+    """The lists come from the registries (stretch3 and reachy2 were missing from a hand-written one)."""
+    from robokit.robots import registry
+
+    monkeypatch.setenv("COLUMNS", "400")  # no names broken across lines
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    after = text[text.index(option + " "):]
+    listed = {name.strip() for name in after.split(":", 1)[1].split(".")[0].split(",")}
+    assert set(getattr(registry, table)) <= listed
