@@ -65,33 +65,28 @@ class LoopTimer:
     def wait(self) -> None:
         """End the tick: sleep until the next one (a late tick restarts the schedule from now).
 
-        A tick is late when it ends past its deadline, for one of two reasons, each named in the
-        warning: its work took longer than the period, or the sleep before it woke up late (a
-        busy host). The work's own time is measured from the end of the previous tick's wait.
+        A tick is late when it ends past its deadline, for one of two reasons, named in the
+        warning: its work took longer than the period, or it started late because the host woke
+        the loop late from the previous sleep (a busy machine). The work's own time is measured
+        from the end of the previous tick's wait.
         """
         now = time.perf_counter()
         self._start_if_first(now)
         busy = now - self._tick_start
-        if now > self._next:  # the work overran the period
-            self._late(now, f"a tick's work took {busy * 1e3:.1f} ms")
+        if now > self._next:
+            if busy > self.period:
+                why = f"a tick's work took {busy * 1e3:.1f} ms"
+            else:
+                started_late = self._tick_start - (self._next - self.period)
+                why = (f"a tick started {started_late * 1e3:.1f} ms late, as the host woke the loop late "
+                       f"(its work took {busy * 1e3:.1f} ms)")
+            self._late(now, why)
         else:
             precise_sleep(self._next - now)
-            woke = time.perf_counter()
-            if woke - self._next > self._slack:  # the work fit; the host woke us late
-                self._late(
-                    woke,
-                    f"the host woke the loop {(woke - self._next) * 1e3:.1f} ms late "
-                    f"(the tick's work took {busy * 1e3:.1f} ms)",
-                )
         end = time.perf_counter()
         self.tick_durations.append(end - self._tick_start)
         self._tick_start = end
         self._next += self.period
-
-    @property
-    def _slack(self) -> float:
-        """Lateness below this is scheduling noise, not a late tick: 10% of the period, at most 2 ms."""
-        return min(0.1 * self.period, 0.002)
 
     def _late(self, now: float, why: str) -> None:
         self.late_ticks += 1
