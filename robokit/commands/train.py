@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import sys
 
 DESCRIPTION = """Train a policy on an episode dataset.
@@ -64,6 +66,8 @@ def main(argv: list[str]) -> int:
     if not cfg.dataset:
         print("robokit train: --dataset is required (a dataset folder or hub repo id)", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports; the others only warnings and errors
+        logging.getLogger("robokit").setLevel(logging.WARNING)
     result = train(cfg)
     if result.rank == 0:  # one line for the run, not one per process
         print(f"trained {result.steps} steps, final loss {result.final_loss:.4f}; outputs in {result.output_dir}")

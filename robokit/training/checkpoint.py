@@ -106,11 +106,11 @@ def save_checkpoint(
     state_dir.mkdir(parents=True)
     with _state_dict_is(policy, weights):
         policy.save_pretrained(tmp / "pretrained_model")
-    if ema is not None:  # pretrained_model gets the EMA weights; training resumes from the raw ones
-        save_file(ema.state_dict(), str(state_dir / "ema.safetensors"))
-        raw = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
-        save_file(raw, str(state_dir / "model.safetensors"))
-        ema.export(policy, tmp / "pretrained_model")
+        if ema is not None:  # pretrained_model gets the EMA weights; training resumes from the raw ones
+            save_file(ema.state_dict(), str(state_dir / "ema.safetensors"))
+            raw = {k: v.detach().cpu().contiguous().clone() for k, v in policy.state_dict().items()}
+            save_file(raw, str(state_dir / "model.safetensors"))
+            ema.export(policy, tmp / "pretrained_model")
     opt_tensors, opt_meta = _flatten_optimizer(optimizer_state if optimizer_state is not None else optimizer.state_dict())
     save_file(opt_tensors, str(state_dir / "optimizer.safetensors"))
     rng_tensors, rng_meta = rng_state()

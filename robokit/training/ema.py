@@ -27,13 +27,27 @@ class EMA:
             if k in self.shadow:
                 self.shadow[k].lerp_(v.detach().float(), 1 - d)
 
+    def gathered(self) -> "EMA":
+        """A copy holding full tensors (FSDP's shadow is sharded like the parameters): a collective, so every
+        process calls it; the copy is for saving."""
+        out = EMA.__new__(EMA)
+        out.decay, out.steps = self.decay, self.steps
+        out.shadow = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).cpu() for k, v in self.shadow.items()}
+        return out
+
     def state_dict(self) -> dict[str, Tensor]:
         return {**{k: v.cpu().contiguous() for k, v in self.shadow.items()}, "__steps__": torch.tensor(self.steps)}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.steps = int(state["__steps__"])
-        for k in self.shadow:
-            self.shadow[k].copy_(state[k])
+        for k, shadow in self.shadow.items():
+            if hasattr(shadow, "device_mesh"):  # FSDP: keep this process's shard of the full tensor
+                from torch.distributed.tensor import distribute_tensor
+
+                full = state[k].to(shadow.device, shadow.dtype)
+                shadow.to_local().copy_(distribute_tensor(full, shadow.device_mesh, shadow.placements).to_local())
+            else:
+                shadow.copy_(state[k])
 
     def export(self, policy: nn.Module, directory: Path) -> None:
         """Overwrite directory/model.safetensors (written by save_pretrained) with the EMA weights."""

@@ -298,8 +298,9 @@ def train(
             # FSDP: every process takes part in gathering the full weights and optimizer state; rank 0 writes
             weights = distributed.full_state_dict(policy, d) if d.fsdp else None
             optimizer_state = distributed.full_optimizer_state(policy, optimizer, d) if d.fsdp else None
+            ema_to_save = ema.gathered() if d.fsdp and ema is not None else ema
             if main:
-                save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema, scaler,
+                save_checkpoint(output_dir, step, policy, optimizer, scheduler, sampler_state, ema_to_save, scaler,
                                 weights=weights, optimizer_state=optimizer_state)
             distributed.barrier(d)
     bar.close()
@@ -321,7 +322,7 @@ def _check_fsdp_options(cfg: TrainConfig, d: distributed.Dist, eval_fn: EvalFn |
     """What an FSDP run cannot do yet, said before anything is built."""
     if not d.fsdp:
         return
-    for name, bad in (("ema_decay", cfg.ema_decay), ("amp='fp16'", cfg.amp == "fp16"),
+    for name, bad in (("amp='fp16'", cfg.amp == "fp16"),
                       ("evaluation during training (env / eval_fn)", eval_fn is not None)):
         if bad:
             raise ValueError(f"distributed='fsdp' does not support {name} yet; train without it (bf16 instead of "

@@ -30,10 +30,10 @@ def torchrun(dataset, out, *args, tmp_path) -> subprocess.CompletedProcess:
     return proc
 
 
-def one_process(dataset, out, steps: int, batch_size: int):
+def one_process(dataset, out, steps: int, batch_size: int, **kw):
     return train(TrainConfig(dataset=str(dataset), output_dir=str(out), policy="act", policy_args=ACT_ARGS,
                              steps=steps, batch_size=batch_size, num_workers=0, log_every=1, plot=False, seed=3,
-                             save_every=steps))
+                             save_every=steps, **kw))
 
 
 def losses(out) -> list[float]:
@@ -63,21 +63,28 @@ def test_ddp_with_a_camera_no_stride_warning_one_final_line_same_as_one_process(
 
 
 def test_fsdp_same_loss_as_one_process_checkpoint_loads_and_resumes(tiny_dataset, tmp_path):
+    """With an EMA of the weights (sharded like them; gathered for the checkpoint, scattered on resume)."""
     out = tmp_path / "fsdp"
     torchrun(tiny_dataset, out, "--distributed", "fsdp", "--steps", "3", "--batch-size", "4", "--save-every", "3",
-             tmp_path=tmp_path)
-    reference = one_process(tiny_dataset, tmp_path / "one", steps=4, batch_size=8)
+             "--ema-decay", "0.9", tmp_path=tmp_path)
+    reference = one_process(tiny_dataset, tmp_path / "one", steps=4, batch_size=8, ema_decay=0.9)
     assert losses(out) == pytest.approx(reference.losses[:3], rel=1e-5)
     policy = Policy.from_pretrained(out / "checkpoints" / "000003" / "pretrained_model")  # full tensors, from rank 0
     assert policy.select_action({"observation.state": torch.zeros(1, 4),
                                  "observation.environment_state": torch.zeros(1, 4)}).shape == (1, 4)
     # the sharded optimizer state was saved whole: a resumed run continues the one-process run's trajectory
     proc = torchrun(tiny_dataset, out, "--distributed", "fsdp", "--steps", "4", "--batch-size", "4", "--save-every",
-                    "4", "--resume", tmp_path=tmp_path)
+                    "4", "--ema-decay", "0.9", "--resume", tmp_path=tmp_path)
     assert "final loss" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("resuming from") == 1  # rank 0 reports, not every process
     assert losses(out) == pytest.approx(reference.losses, rel=1e-5)
-    assert_same_weights(out / "checkpoints" / "000004" / "pretrained_model",
+    assert_same_weights(out / "checkpoints" / "000004" / "pretrained_model",  # the EMA weights
                         tmp_path / "one" / "checkpoints" / "000004" / "pretrained_model", atol=1e-6)
+    from safetensors.torch import load_file
+
+    raw = load_file(str(out / "checkpoints" / "000004" / "training_state" / "model.safetensors"))
+    raw_one = load_file(str(tmp_path / "one" / "checkpoints" / "000004" / "training_state" / "model.safetensors"))
+    assert raw.keys() == raw_one.keys() and all(torch.allclose(raw[k], raw_one[k], atol=1e-6) for k in raw)
 
 
 def test_fsdp_refuses_what_it_cannot_do_yet(tmp_path):
@@ -85,8 +92,8 @@ def test_fsdp_refuses_what_it_cannot_do_yet(tmp_path):
     from robokit.training.trainer import _check_fsdp_options
 
     fsdp = Dist(rank=0, world=2, local_rank=0, strategy="fsdp")
-    with pytest.raises(ValueError, match="fsdp' does not support ema_decay"):
-        _check_fsdp_options(TrainConfig(distributed="fsdp", ema_decay=0.9), fsdp, None)
+    with pytest.raises(ValueError, match="fsdp' does not support amp='fp16'"):
+        _check_fsdp_options(TrainConfig(distributed="fsdp", amp="fp16"), fsdp, None)
     with pytest.raises(ValueError, match="evaluation during training"):
         _check_fsdp_options(TrainConfig(distributed="fsdp"), fsdp, lambda policy, step: {})
     _check_fsdp_options(TrainConfig(distributed="fsdp", amp="bf16"), fsdp, None)

@@ -69,6 +69,8 @@ def test_lr_schedules():
     assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
     assert cosine(60) == pytest.approx(0.5) and cosine(110) == pytest.approx(0.0)
     assert lr_lambda("constant", 0, 100)(99) == 1.0
+    floored = lr_lambda("cosine", warmup=10, total=110, floor=0.025)  # --lr-min 2.5e-6 at lr 1e-4
+    assert floored(110) == pytest.approx(0.025) and floored(60) == pytest.approx(0.025 + 0.975 * 0.5)
 
 
 def test_cli_trains_diffusion(tiny_dataset, tmp_path):
