@@ -6,6 +6,8 @@ import importlib.util
 
 import pytest
 
+from robokit.errors import install_hint
+
 SMALL = (48, 64)
 """Image size used by the tests: rendering cost grows with pixels."""
 
@@ -13,7 +15,7 @@ SMALL = (48, 64)
 def require(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"optional simulation package(s) {missing} not installed (pip install 'robokit[sim]')")
+        pytest.skip(f"optional simulation package(s) {missing} not installed ({install_hint('sim')})")
 
 
 @pytest.fixture
