@@ -31,7 +31,7 @@ def policy_from_pretrained(source: str, features: dict, stats: dict | None, poli
         raise FileNotFoundError(f"--init: {e}") from None
     kind = loaded.config.type
     if policy_type and policy_type != kind:
-        raise ValueError(f"--policy {policy_type!r} but --init {source!r} holds a {kind!r} policy; "
+        raise ValueError(f"--policy {policy_type!r} but --init {source!r} holds a policy of type {kind!r}; "
                          f"leave --policy out (the checkpoint's type is used) or give a {policy_type} checkpoint")
     wanted = policy_features(features)
     inputs = {k: v for k, v in wanted.items() if v.type is not FeatureType.ACTION}

@@ -133,7 +133,7 @@ def test_init_refuses_a_mismatch_by_name(tiny_dataset, tmp_path):
 
     train(cfg(tiny_dataset, tmp_path / "pre", steps=1, save_every=1))
     ckpt = str(tmp_path / "pre" / "checkpoints" / "000001" / "pretrained_model")
-    with pytest.raises(ValueError, match="--policy 'diffusion' but --init .* holds a 'act' policy"):
+    with pytest.raises(ValueError, match="--policy 'diffusion' but --init .* holds a policy of type 'act'"):
         build_policy(cfg(tiny_dataset, tmp_path / "x", policy="diffusion", init=ckpt), RobotDataset(str(tiny_dataset)))
     wider = {"observation.state": {"dtype": "float32", "shape": [6], "names": None},
              "observation.environment_state": {"dtype": "float32", "shape": [4], "names": None},
