@@ -55,13 +55,13 @@ def stats() -> dict:
     return out
 
 
-TINY = dict(
-    vlm_overrides={"width": 64, "depth": 2, "mlp_dim": 128, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16},
-    expert_overrides={"width": 32, "depth": 2, "mlp_dim": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16},
-    vision_overrides={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                      "patch_size": 14},
-    vocab_size=128,
-)
+TINY = {
+    "vlm_overrides": {"width": 64, "depth": 2, "mlp_dim": 128, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16},
+    "expert_overrides": {"width": 32, "depth": 2, "mlp_dim": 64, "num_heads": 2, "num_kv_heads": 1, "head_dim": 16},
+    "vision_overrides": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                         "patch_size": 14},
+    "vocab_size": 128,
+}
 
 
 def measure(policy: Policy, obs: dict, repeats: int, num_steps: int, device: torch.device) -> list[float]:

@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from robokit.policies.config import register_policy
 from robokit.policies.flow_matching import (
+    euler_sample,
     noisy_actions,
     pad_last_dim,
     prefix_lm_mask,
@@ -325,8 +326,6 @@ class PI0Model(nn.Module):
         """Euler integration from noise (t = 1) to actions (t = 0) -> (B, T, max_action_dim).
 
         With use_kv_cache the prefix runs once; without, every step recomputes it (a check of the cache)."""
-        from robokit.policies.flow_matching import euler_sample
-
         if use_kv_cache:
             cache = self.prefix_cache(prefix)
             return euler_sample(lambda x, t: self.velocity_cached(prefix[1], cache, state, x, t), noise, num_steps)
@@ -435,7 +434,7 @@ class PI0Policy(Policy):
         for module in self._frozen_modules():
             module.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "PI0Policy":
+    def train(self, mode: bool = True) -> PI0Policy:
         super().train(mode)
         if mode:
             self._graphs.clear()  # free the graphs' memory pools while training
@@ -482,10 +481,6 @@ class PI0Policy(Policy):
     @property
     def action_delta_indices(self) -> list[int]:
         return list(range(self.config.chunk_size))
-
-    def optimizer_param_groups(self) -> list[dict]:
-        return [{"params": [p for p in self.parameters() if p.requires_grad],
-                 "weight_decay": self.config.optimizer_weight_decay}]
 
     # ------------------------------------------------------------------- inputs
     def prompts(self, task: Any, state: Tensor | None, batch_size: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import torch
 
 pytest.importorskip("transformers")
 
-from robokit.policies import Policy, make_config  # noqa: E402
-from robokit.policies.pi0 import PI0Model, discretize_state  # noqa: E402
-from robokit.policies.pi0_config import PI0Config, PI05Config  # noqa: E402
-from tests.policies.conftest import make_batch, make_features, make_observation, make_stats  # noqa: E402
+from robokit.data import RobotDataset
+from robokit.policies import Policy, make_config
+from robokit.policies.pi0 import PI0Model, discretize_state
+from robokit.policies.pi0_config import PI0Config, PI05Config
+from tests.policies.conftest import make_batch, make_features, make_observation, make_stats
 
 DATA = Path(__file__).parent / "data"
 TYPES = ["pi0", "pi05"]
@@ -44,15 +46,15 @@ def tokenizer_dir(tmp_path_factory) -> str:
 
 def tiny_config(kind: str, tokenizer: str, **overrides):
     shape = {"depth": 2, "num_heads": 2, "num_kv_heads": 1, "head_dim": 8}
-    fields = dict(
-        vlm_overrides={**shape, "width": 32, "mlp_dim": 64},
-        expert_overrides={**shape, "width": 16, "mlp_dim": 32},
-        vision_overrides={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                          "num_attention_heads": 2, "patch_size": 8},
-        vocab_size=128, tokenizer_name=tokenizer, tokenizer_max_length=24 if kind == "pi0" else 64,
-        image_resolution=(32, 32), chunk_size=4, n_action_steps=4, max_state_dim=4, max_action_dim=4,
-        num_inference_steps=3,
-    )
+    fields = {
+        "vlm_overrides": {**shape, "width": 32, "mlp_dim": 64},
+        "expert_overrides": {**shape, "width": 16, "mlp_dim": 32},
+        "vision_overrides": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "patch_size": 8},
+        "vocab_size": 128, "tokenizer_name": tokenizer, "tokenizer_max_length": 24 if kind == "pi0" else 64,
+        "image_resolution": (32, 32), "chunk_size": 4, "n_action_steps": 4, "max_state_dim": 4, "max_action_dim": 4,
+        "num_inference_steps": 3,
+    }
     fields.update(overrides)
     return make_config(kind, **fields)
 
@@ -322,7 +324,7 @@ def test_layer_loop_equals_transformers_gemma(stream, tokenizer_dir):
     causal = prefix_lm_mask(pads, torch.ones(7, dtype=torch.bool))
     positions = torch.arange(7).expand(2, 7)
     inputs = (x, None) if stream == "vlm" else (None, x)
-    out = [o for o in pwe(*inputs, causal, positions)[:2] if o is not None][0]
+    out = next(o for o in pwe(*inputs, causal, positions)[:2] if o is not None)
     with torch.no_grad():
         ref = gemma(inputs_embeds=x / width**0.5, position_ids=positions).last_hidden_state
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
@@ -392,7 +394,7 @@ def _fsdp_worker(rank: int, port: int, tokenizer: str, out: str) -> None:
             fully_shard(unit)
         fully_shard(policy)
         half = slice(2 * rank, 2 * rank + 2)
-        part = {k: v[half] if isinstance(v, torch.Tensor) else v[half] for k, v in batch.items()}
+        part = {k: v[half] for k, v in batch.items()}  # tensors and the list of task strings alike
         loss, _ = policy(part, noise=noise[half], time=time[half])  # through forward, as the trainer calls it
         loss.backward()
         grads = {n: p.grad.full_tensor() for n, p in policy.named_parameters() if p.grad is not None}
@@ -436,3 +438,25 @@ def test_fsdp_two_processes_give_the_one_process_gradients(tokenizer_dir, tmp_pa
     assert sorted(sharded["grads"]) == sorted(grads)
     for name, grad in grads.items():
         torch.testing.assert_close(sharded["grads"][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_robokit_train_runs_pi05_and_its_checkpoint_acts(tokenizer_dir, tmp_path):
+    """The trainer end to end: a real dataset on disk with task strings, --gradient-checkpointing, a saved
+    checkpoint (with its tokenizer) that loads and acts."""
+    from robokit.training import TrainConfig, train
+    from tests.training.conftest import write_camera_dataset
+
+    dataset = write_camera_dataset(tmp_path / "dataset")
+    tiny = tiny_config("pi05", tokenizer_dir)
+    args = tuple(f"{k}={json.dumps(getattr(tiny, k))}" for k in ("vlm_overrides", "expert_overrides", "vision_overrides"))
+    args += ("vocab_size=128", f"tokenizer_name={tokenizer_dir}", "tokenizer_max_length=64", "image_resolution=[32,32]",
+             "chunk_size=4", "n_action_steps=4", "max_state_dim=8", "max_action_dim=8")
+    result = train(TrainConfig(dataset=str(dataset), output_dir=str(tmp_path / "run"), policy="pi05", policy_args=args,
+                               steps=2, batch_size=4, num_workers=0, log_every=1, plot=False, save_every=2,
+                               gradient_checkpointing=True))
+    assert len(result.losses) == 2 and all(math.isfinite(x) for x in result.losses)
+    policy = Policy.from_pretrained(tmp_path / "run")
+    obs = {k: v[None].float() for k, v in RobotDataset(str(dataset))[0].items()
+           if isinstance(v, torch.Tensor) and k.startswith("observation.")}
+    chunk = policy.predict_action_chunk({**obs, "task": "task number 0"})
+    assert chunk.shape == (1, 4, policy.action_dim) and torch.isfinite(chunk).all()

@@ -19,17 +19,17 @@ import types
 from pathlib import Path
 
 import torch
-import transformers.models.siglip as siglip
+from transformers.models import siglip
 
 check = types.ModuleType("transformers.models.siglip.check")
 check.check_whether_transformers_replace_is_installed_correctly = lambda: True
 sys.modules["transformers.models.siglip.check"] = check
 siglip.check = check
 
-from lerobot.policies.pi0.configuration_pi0 import PI0Config  # noqa: E402
-from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch  # noqa: E402
-from lerobot.policies.pi05.configuration_pi05 import PI05Config  # noqa: E402
-from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch  # noqa: E402
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
+from lerobot.policies.pi05.configuration_pi05 import PI05Config
+from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 
 ADARMS = re.compile(r"^(model\.paligemma_with_expert\.gemma_expert\.model\.(?:layers\.\d+\.(?:input_layernorm|post_attention_layernorm)|norm))\.weight$")
 
