@@ -124,9 +124,10 @@ class _ServoDevice:
 
     def _init_bus(self, port: str, use_degrees: bool) -> None:
         if not port:
+            flag = "--robot.port" if isinstance(self, Robot) else "--teleop.port"
             raise ValueError(
-                f"{type(self).__name__}: config.port is empty; pass the servo bus port "
-                "(`robokit find-port` finds it, `robokit virtual-arm` makes a virtual one)"
+                f"{type(self).__name__}: its servo bus port is empty; give it ({flag} on the command line, "
+                "config.port in Python; `robokit find-port` finds it, `robokit virtual-arm` makes a virtual one)"
             )
         calibration = load_calibration(self.calibration_fpath) if self.calibration_fpath.is_file() else {}
         self.bus = self.bus_class(port, arm_motors(self.layout, use_degrees), calibration=calibration)

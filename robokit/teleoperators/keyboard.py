@@ -208,7 +208,8 @@ class GamepadTeleop(Teleoperator):
         pygame.joystick.init()
         if pygame.joystick.get_count() <= self.config.joystick_index:
             raise ConnectionError(
-                f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s)"
+                f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s); "
+                "plug a gamepad in (or choose another with joystick_index), or use --teleop.type keyboard"
             )
         self._joystick = pygame.joystick.Joystick(self.config.joystick_index)
         self._joystick.init()
