@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_policy_latency.py                  # every case, 2 threads, fp32
     .venv/bin/python benchmarks/bench_policy_latency.py --cases act1 --repeats 20 --bf16
     .venv/bin/python benchmarks/bench_policy_latency.py --device cuda
+    .venv/bin/python benchmarks/bench_policy_latency.py --threads 1 --also-bf16 --rounds 3 --repeats 5 --warmup 1
 
 Cases (default configs, random init, random inputs):
   act1 / act2      ACT, 1 or 2 cameras 480x640 + 14-dim state, one chunk
@@ -17,6 +18,12 @@ matmul probe, and the peak memory (RSS on CPU, max allocated on CUDA).
 --bf16: inference with bf16 weights (`policy.to(torch.bfloat16)`; normalization and returned
 actions stay fp32; the max abs difference to fp32, in normalized action units, is printed), and
 training under bf16 autocast.
+Side by side with LeRobot 0.4.4 (CPU): each case runs `--rounds` times, alternating a robokit process
+(fp32, and bf16 with --also-bf16) and a LeRobot process (benchmarks/lerobot_policy.py in the reference
+venv, --lerobot-python; fp32, the same shapes, configs and input seed; its pre/post-processors
+included as robokit's normalization is), which side goes first alternating between rounds. The summary
+gives each side's median over rounds and the median of the per-round time ratios. FLOPs are counted in
+the first round only. --no-lerobot: robokit alone.
 ROBOKIT_ONEDNN=0 in the environment runs CPU inference on torch's plain ops instead of the oneDNN
 fast path (robokit/policies/onednn.py), for a before / after comparison.
 """
@@ -205,7 +212,8 @@ def diffusion_case(steps: int | None, args, train: bool) -> None:
         repeats = max(2, args.repeats // 5) if steps == 100 else args.repeats
         with torch.inference_mode():
             times = timed(lambda: policy.predict_action_chunk(obs), repeats, 1 if steps == 100 else args.warmup, args.device)
-        report(args, f"{tag} {steps} steps", times, cond_flops + steps * step_flops, extra)
+        flops = None if cond_flops is None else cond_flops + steps * step_flops
+        report(args, f"{tag} {steps} steps", times, flops, extra)
         return
     policy.train()
     batch = observation(feats, 8, steps=2, device=args.device)
