@@ -50,11 +50,15 @@ def test_ddp_with_a_camera_no_stride_warning_one_final_line_same_as_one_process(
     """The ResNet's 1x1 convolutions get channels-last gradients; DDP used to warn "Grad strides do not match
     bucket view strides" on every run, and each rank printed its own final loss."""
     proc = torchrun(camera_dataset, tmp_path / "ddp", "--steps", "2", "--batch-size", "2", "--grad-accum-steps", "2",
-                    "--save-every", "2", tmp_path=tmp_path)
+                    "--save-every", "2", "--time-budget-min", "5", "--schedule-over-budget",  # rank 0's clock, shared
+                    tmp_path=tmp_path)
     output = proc.stdout + proc.stderr
     assert "Grad strides" not in output
     finals = [line for line in proc.stdout.splitlines() if "final loss" in line]
     assert len(finals) == 1, proc.stdout
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]  # one writer (rank 0)
+    assert (tmp_path / "ddp" / "checkpoints" / "last").read_text().strip() == "000002"
     reference = one_process(camera_dataset, tmp_path / "one", steps=2, batch_size=8)
     assert losses(tmp_path / "ddp") == pytest.approx(reference.losses, rel=1e-4)
     assert f"final loss {reference.final_loss:.4f}" in finals[0]  # the average over the processes, not rank 0's
