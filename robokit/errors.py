@@ -56,6 +56,8 @@ def user_message(exc: BaseException) -> str | None:
         return str(exc) or "input ended (stdin is closed or empty) while waiting for an answer; run it in a terminal"
     if not isinstance(exc, EXPECTED):
         return None
+    if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] == "robokit":
+        return None  # robokit's own modules are always there: failing to import one is a bug
     text = str(exc).strip()
     if isinstance(exc, ModuleNotFoundError) and text.startswith("No module named") and exc.name:
         text += f"; install the package that provides {exc.name.split('.')[0]!r} (see the README's Install section)"

@@ -153,6 +153,8 @@ def test_bugs_keep_their_traceback():
     assert user_message(KeyError("observation.state")) is None  # a bare lookup failure is a bug
     assert user_message(KeyError("unknown action key 'x'")) == "unknown action key 'x'"
     assert user_message(FileNotFoundError("no such folder")) == "no such folder"
+    assert user_message(ImportError("cannot import name 'x'", name="robokit.policies")) is None
+    assert "'cv2'" in user_message(ModuleNotFoundError("No module named 'cv2'", name="cv2"))
 
 
 @pytest.mark.parametrize("command", ["teleoperate", "record"])
