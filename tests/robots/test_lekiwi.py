@@ -153,3 +153,38 @@ def test_virtual_arm_lekiwi_leader(tmp_path, capsys):
         with leader:
             assert leader.is_calibrated
             assert leader.get_action()["arm_shoulder_pan.pos"] == pytest.approx(0.0, abs=0.1)
+
+
+def test_lekiwi_host_ignores_a_non_finite_command(tmp_path, caplog):
+    """A NaN from the network is refused by the robot's action check; the host logs it and goes on."""
+    import json
+    import logging
+
+    import zmq
+
+    with VirtualArm("lekiwi", "kiwi", tmp_path) as arm:
+        robot = make_robot("lekiwi", port=arm.port, id="kiwi", calibration_dir=str(tmp_path))
+        cmd_port, obs_port = _free_port(), _free_port()
+        with robot, caplog.at_level(logging.WARNING, logger="robokit.robots.lekiwi_remote"):
+            host = LeKiwiHost(robot, cmd_port, obs_port, fps=50, bind="127.0.0.1")
+            thread = threading.Thread(target=host.serve, daemon=True)
+            thread.start()
+            context = zmq.Context()
+            push = context.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{cmd_port}")
+            try:
+                push.send(json.dumps({"x.vel": float("nan")}).encode())  # json writes NaN
+                deadline = time.monotonic() + 5
+                while "ignored a bad command" not in caplog.text and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert "'x.vel'=nan is not finite" in caplog.text and thread.is_alive()
+                assert arm.emulator.servo(7).get("Goal_Velocity") == 0
+                push.send(json.dumps({"x.vel": 0.1}).encode())
+                while host.commands_applied == 0 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert host.commands_applied == 1
+            finally:
+                push.close(linger=0)
+                context.term()
+                host.close()
+                thread.join(timeout=5)
