@@ -86,7 +86,7 @@ def _silence_stdout() -> None:
 
 
 def _report(command: str, exc: BaseException, verbose: bool) -> int:
-    """One or two lines for an expected error (the traceback too with --verbose); re-raise a bug."""
+    """One or two lines for an expected error (the traceback too with --verbose); a bug keeps its traceback."""
     message = errors.user_message(exc)
     if message is None:
         traceback.print_exc()
