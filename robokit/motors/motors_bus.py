@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import math
 import select
 import time
 from dataclasses import dataclass
@@ -373,7 +374,7 @@ class MotorsBus(abc.ABC):
     ) -> None:
         name, motor_id = self._motor(motor)
         addr, size = self._register(register, name)
-        raw = self._unnormalize_one(name, register, value) if normalize else int(value)
+        raw = self._raw_value(name, register, value, normalize)
         data = encode_value(self.protocol, register, raw, size)
         write_fn = getattr(self.packet_handler, f"write{size}ByteTxRx")
         self._transact(
@@ -427,7 +428,7 @@ class MotorsBus(abc.ABC):
         group = sdk.GroupSyncWrite(self.port_handler, self.packet_handler, addr, size)
         for name, value in values.items():
             _, motor_id = self._motor(name)
-            raw = self._unnormalize_one(name, register, value) if normalize else int(value)
+            raw = self._raw_value(name, register, value, normalize)
             data = encode_value(self.protocol, register, raw, size)
             group.addParam(motor_id, list(data.to_bytes(size, self.specs[name].byte_order)))
         self._transact(
@@ -437,6 +438,12 @@ class MotorsBus(abc.ABC):
         )
 
     # -- normalization ---------------------------------------------------------------------------
+    def _raw_value(self, name: str, register: str, value: float, normalize: bool) -> int:
+        """The register value to write; a non-finite value is refused by motor name before any byte is sent."""
+        if not math.isfinite(value):
+            raise ValueError(f"bus {self.port}: {register}={value} for motor {name!r} is not a finite number")
+        return self._unnormalize_one(name, register, value) if normalize else int(value)
+
     def _normalize_one(self, name: str, register: str, value: int) -> float | int:
         if register not in NORMALIZED_REGISTERS:
             return value

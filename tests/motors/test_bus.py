@@ -217,3 +217,13 @@ def test_a_dead_bus_is_given_up_after_few_pings(make_chain, protocol):
     with pytest.raises(ConnectionError, match=r"no answer from 'joint3' \(id 3\)\. Check the wiring"):
         bus.connect()
     assert [p.motor_id for p in emulator.last_instructions[before:]].count(3) == 1 + bus.num_retry
+
+
+def test_a_non_finite_goal_is_refused_by_motor_name(chain):
+    emulator, bus = chain
+    packets = emulator.packets_received
+    with pytest.raises(ValueError, match=r"Goal_Position=nan for motor 'joint2' is not a finite number"):
+        bus.sync_write("Goal_Position", {"joint1": 100, "joint2": float("nan")}, normalize=False)
+    with pytest.raises(ValueError, match=r"Goal_Position=inf for motor 'joint1'"):
+        bus.write("Goal_Position", "joint1", float("inf"), normalize=False)
+    assert emulator.packets_received == packets
