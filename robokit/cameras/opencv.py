@@ -147,17 +147,26 @@ def find_opencv_cameras(max_index: int = 10) -> list[dict]:
         range(max_index)
     )
     found = []
-    for source in candidates:
-        cap = cv2.VideoCapture(source)
-        if cap.isOpened():
-            found.append(
-                {
-                    "type": "opencv",
-                    "index_or_path": str(source),
-                    "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                    "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                    "fps": float(cap.get(cv2.CAP_PROP_FPS)),
-                }
-            )
-        cap.release()
+    # probing is expected to fail for most candidates: keep OpenCV's "can't open camera" warnings quiet
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    level = log.getLogLevel() if log is not None else None
+    if log is not None:
+        log.setLogLevel(log.LOG_LEVEL_ERROR)
+    try:
+        for source in candidates:
+            cap = cv2.VideoCapture(source)
+            if cap.isOpened():
+                found.append(
+                    {
+                        "type": "opencv",
+                        "index_or_path": str(source),
+                        "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                        "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                        "fps": float(cap.get(cv2.CAP_PROP_FPS)),
+                    }
+                )
+            cap.release()
+    finally:
+        if log is not None:
+            log.setLogLevel(level)
     return found
