@@ -204,7 +204,7 @@ class GamepadTeleop(Teleoperator):
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no window needed
         import pygame
 
-        pygame.init()
+        pygame.display.init()  # the event queue (dummy driver); pygame.init() would also open audio
         pygame.joystick.init()
         if pygame.joystick.get_count() <= self.config.joystick_index:
             raise ConnectionError(

@@ -32,3 +32,13 @@ def test_gamepad_with_an_arm_is_end_effector_control(tmp_path):
 def test_a_bad_mode_is_named():
     with pytest.raises(ValueError, match=r"GamepadTeleopConfig.mode='arm', expected 'base'"):
         TeleopArgs(type="gamepad", mode="arm").build()
+
+
+def test_no_gamepad_is_a_clear_error_without_audio_noise(capfd):
+    pytest.importorskip("pygame")
+    from robokit.robots.registry import make_teleoperator
+
+    pad = make_teleoperator("gamepad", joystick_index=7)
+    with pytest.raises(ConnectionError, match=r"gamepad 7: pygame sees \d+ joystick\(s\); plug a gamepad in"):
+        pad.connect()
+    assert "ALSA" not in capfd.readouterr().err  # pygame.init() opened the audio device too
