@@ -395,6 +395,16 @@ class ChunkGraphs:
         return out.clone()
 
 
+# PaliGemma's parameter names before transformers 4.52 -> now (as transformers' own checkpoint conversion maps them).
+_PG = "model.paligemma_with_expert.paligemma."
+_OLD_PALIGEMMA_LAYOUT = (
+    (_PG + "language_model.model.", _PG + "model.language_model."),
+    (_PG + "language_model.lm_head.", _PG + "lm_head."),
+    (_PG + "vision_tower.", _PG + "model.vision_tower."),
+    (_PG + "multi_modal_projector.", _PG + "model.multi_modal_projector."),
+)
+
+
 # ----------------------------------------------------------------------------------------------- policy
 @register_policy
 class PI0Policy(Policy):
@@ -623,13 +633,21 @@ class PI0Policy(Policy):
 
     # ------------------------------------------------------------------ loading
     def load_weights(self, state_dict: dict[str, Tensor], source: str = "state dict") -> None:
-        """Also takes LeRobot / openpi checkpoints: keys without the `model.` prefix, the other variant's
-        time-MLP names, and files where safetensors kept one name of a tied pair (lm_head / embed_tokens)."""
+        """Also takes LeRobot / openpi checkpoints: keys without the `model.` prefix, PaliGemma's layout before
+        transformers 4.52 (`paligemma.language_model.model.*`, `paligemma.vision_tower.*`), the other
+        variant's time-MLP names, an expert `embed_tokens` (unused), and files where safetensors kept one
+        name of a tied pair (lm_head / embed_tokens)."""
         own = self.state_dict()
         fixed = {}
         for key, value in state_dict.items():
             if not key.startswith(("model.", "normalizer.")):
                 key = f"model.{key}"
+            for old, new in _OLD_PALIGEMMA_LAYOUT:
+                if key.startswith(old):
+                    key = new + key[len(old):]
+                    break
+            if key == "model.paligemma_with_expert.gemma_expert.model.embed_tokens.weight":
+                continue  # the expert reads embeddings; openpi's checkpoints may still carry the table
             if self.config.discrete_state:
                 key = key.replace("model.action_time_mlp_", "model.time_mlp_")
                 if key.startswith("model.state_proj."):

@@ -147,6 +147,26 @@ def test_lerobot_style_weights_load(tokenizer_dir):
     torch.testing.assert_close(other.predict_action_chunk(obs, noise=noise), policy.predict_action_chunk(obs, noise=noise))
 
 
+def test_weights_in_paligemmas_older_layout_load(tokenizer_dir):
+    """openpi-converted checkpoints from before transformers 4.52 name PaliGemma's parts differently."""
+    policy = build("pi05", tokenizer_dir, seed=0)
+    other = build("pi05", tokenizer_dir, seed=1)
+    pg = "model.paligemma_with_expert.paligemma."
+    renames = {pg + "model.language_model.": pg + "language_model.model.", pg + "lm_head.": pg + "language_model.lm_head.",
+               pg + "model.vision_tower.": pg + "vision_tower.", pg + "model.multi_modal_projector.": pg + "multi_modal_projector."}
+    state = {}
+    for key, value in policy.state_dict().items():
+        for new, old in renames.items():
+            if key.startswith(new):
+                key = old + key[len(new):]
+        state[key] = value.clone()
+    state["model.paligemma_with_expert.gemma_expert.model.embed_tokens.weight"] = torch.zeros(128, 16)
+    assert any(k.startswith(pg + "language_model.model.") for k in state)
+    other.load_weights(state)
+    obs, noise = observation(), noise_for(policy)
+    torch.testing.assert_close(other.predict_action_chunk(obs, noise=noise), policy.predict_action_chunk(obs, noise=noise))
+
+
 def test_missing_weights_are_named(tokenizer_dir):
     policy = build("pi0", tokenizer_dir)
     state = dict(policy.state_dict())
