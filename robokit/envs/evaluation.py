@@ -10,7 +10,7 @@ every episode in it has terminated (success) or hit the time limit; steps an env
 its episode ended are ignored.
 
 `policy` is anything with `reset()` and `select_action(obs)`: a scripted expert or
-`RandomPolicy` (numpy in, numpy out), or a `robokit.policies.Policy` (torch tensors in, images
+`RandomPolicy` (numpy in, numpy out; `reads_images = False` spares rendering their cameras), or a `robokit.policies.Policy` (torch tensors in, images
 as float (B, C, H, W) in [0, 1]; converted here); or an object with `for_env(name)` that gives
 the policy for each env. For a group or list (e.g. "metaworld/mt10") each env is evaluated and
 the result holds `per_env` plus the overall aggregate; `success_table(info)` renders the
@@ -138,6 +138,8 @@ def _evaluate_one(policy, env_name: str, n_episodes: int, batch_size: int, seed:
     if torch_policy and hasattr(policy, "image_features"):
         cameras, trained_size = _policy_cameras(policy)
         image_size = image_size or trained_size
+    elif getattr(policy, "reads_images", True) is False:  # scripted experts, RandomPolicy: no camera to render
+        cameras = ()
     env = make_env(env_name, n_envs=batch_size, fast_render=fast_render, image_size=image_size,
                    max_episode_steps=max_episode_steps, cameras=cameras)
     # Video frames: the first observed camera; for a state-only policy, env.render() of the filmed

@@ -25,13 +25,15 @@ class Recorder:
     """A policy that remembers the `task` of every observation and otherwise acts as `inner` does."""
 
     def __init__(self, inner):
-        self.inner, self.tasks = inner, []
+        self.inner, self.tasks, self.keys = inner, [], set()
+        self.reads_images = getattr(inner, "reads_images", True)
 
     def reset(self):
         self.inner.reset()
 
     def select_action(self, obs):
         self.tasks.append(list(obs["task"]))
+        self.keys |= set(obs)
         return self.inner.select_action(obs)
 
 
@@ -126,6 +128,8 @@ def test_eval_passes_each_tasks_instruction_and_shuffles_them_on_request():
     info = evaluate(plain, TWO, n_episodes=1, seed=100, progress=False, max_episode_steps=120)
     for name, policy in plain.by_env.items():
         assert policy.tasks and all(t == [INSTRUCTIONS[name.split("/")[1]]] for t in policy.tasks)
+        # an expert reads no image: none was rendered for it
+        assert policy.keys == {"observation.state", "observation.environment_state", "task"}
     rows = success_table(info)
     assert [r["env"] for r in rows] == [*names, "average"]
     assert all(r["pc_success"] == 100.0 for r in rows)  # the experts solve both, whatever they are told

@@ -26,6 +26,8 @@ class ScriptedExpert(abc.ABC):
     """Batches `EpisodeScript`s; subclasses implement `new_episode(obs)`."""
 
     is_expert = True
+    reads_images = False
+    """Evaluation renders no camera for it (videos still come from env.render())."""
 
     def __init__(self) -> None:
         self._scripts: list[EpisodeScript | None] = []
@@ -55,6 +57,8 @@ class ScriptedExpert(abc.ABC):
 
 class RandomPolicy:
     """Uniformly random actions from an action space (a baseline through the same eval path)."""
+
+    reads_images = False
 
     def __init__(self, low: np.ndarray, high: np.ndarray, seed: int | None = None):
         self.low, self.high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
