@@ -149,6 +149,10 @@ class LiberoEnv(gym.Env):
         if not self._fast:
             # robosuite's buffer is bottom-up; LeRobot's LIBERO data turn it 180 degrees.
             return np.ascontiguousarray(raw[f"{CAMERAS[camera]}_image"][::-1, ::-1])
+        return self._own_image(camera)
+
+    def _own_image(self, camera: str) -> np.ndarray:
+        """`camera` drawn by robokit's MuJoCo camera (no shadows or multisampling), turned as robosuite's images are."""
         sim = self._env.env.sim
         if self._camera is None or self._camera_model is not sim.model._model:  # a hard reset made a new model
             if self._camera is not None:
@@ -165,8 +169,10 @@ class LiberoEnv(gym.Env):
         return obs
 
     def render(self) -> np.ndarray:
+        """The first camera's image; for a state-only env (cameras=()), the agentview by robokit's renderer
+        (robosuite's offscreen renderer is not started without camera observations)."""
         if not self.cameras:
-            raise ValueError("LiberoEnv.render: the env was made with cameras=(); expected at least one camera")
+            return self._own_image("image")
         return self._image(self._last_raw, self.cameras[0])
 
     def reset(self, seed: int | None = None, options: dict | None = None):

@@ -92,3 +92,28 @@ def test_demos_of_libero_say_there_is_no_scripted_expert(need_libero, tmp_path, 
 
     assert cli(["demos", "libero_goal/1", "--out", str(tmp_path / "d")]) == 2
     assert "no scripted expert" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_eval_of_a_policy_without_cameras_films_the_agentview(need_libero, tmp_path):
+    """Scripted and random policies read no image, so eval makes the env without cameras; its video
+    then comes from env.render(), which must still draw (robosuite's own renderer is off then)."""
+
+    class StayStillBlind:
+        reads_images = False
+
+        def reset(self):
+            pass
+
+        def select_action(self, obs):
+            assert not any(k.startswith("observation.images.") for k in obs)
+            return np.tile(np.array([0, 0, 0, 0, 0, 0, -1], np.float32), (len(obs["task"]), 1))
+
+    info = evaluate(StayStillBlind(), "libero_goal/7", n_episodes=1, seed=0, progress=False, max_episode_steps=2,
+                    image_size=SIZE, fast_render=False, videos_dir=tmp_path, max_videos=1)
+    (video,) = info["video_paths"]
+    assert video.endswith("libero_goal_7_episode_0.mp4")
+    import av
+
+    with av.open(video) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 3 and frames[0].shape == (*SIZE, 3) and frames[0].std() > 0
