@@ -256,3 +256,20 @@ def test_help_lists_every_registered_type(capsys, monkeypatch, command, option, 
     after = text[text.index(option + " "):]
     listed = {name.strip() for name in after.split(":", 1)[1].split(".")[0].split(",")}
     assert set(getattr(registry, table)) <= listed
+
+
+@pytest.mark.parametrize(("argv", "code", "expected"), [
+    (["train", "--recipe", "act_aloha_transfer_cub"], 2, "Did you mean 'act_aloha_transfer_cube'"),
+    (["train", "--steps", "1"], 2, "--dataset is required"),
+    (["demos", "metaworld/no-such-task"], 2, "no-such-task"),
+    (["eval", "--policy", "random", "--env", "pusht", "--shuffle-instructions"], 2, "distinct instruction"),
+    (["eval", "--policy", "{tmp}/nowhere", "--env", "pusht", "--out", "{tmp}/eval"], 1, "nowhere"),
+    (["push-policy", "{tmp}/nowhere", "me/act_test"], 1, "nowhere"),
+    (["record", "--root", "{tmp}/ds", "--task", "t", "--policy-path", "{tmp}/nowhere"], 1, "nowhere"),
+    (["serve", "--port", "0", "--tls-cert", "{tmp}/cert.pem"], 2, "--tls-key"),
+])
+def test_every_command_reports_mistakes_in_the_documented_form(capsys, tmp_path, argv, code, expected):
+    """README: a mistake gets `robokit <command>: error: ...` and the --verbose hint, from every command
+    (train, demos, eval, serve, run-policy, record and push-policy printed their own formats, without "error:")."""
+    line = _fails_cleanly(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv], code=code)
+    assert expected in line

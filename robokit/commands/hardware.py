@@ -439,11 +439,7 @@ def record(argv: list[str]) -> int:
     if cfg.policy_path:  # a wrong path or an offline hub id fails here, before any hardware is touched
         from robokit.policies.policy import resolve_pretrained_dir
 
-        try:
-            cfg.policy_path = str(resolve_pretrained_dir(cfg.policy_path))
-        except (FileNotFoundError, ConnectionError) as err:
-            print(f"robokit record: {err}", file=sys.stderr)
-            return 1
+        cfg.policy_path = str(resolve_pretrained_dir(cfg.policy_path))
     robot = cfg.robot.build()
     teleop = None if (cfg.no_teleop or cfg.policy_path) else cfg.teleop.build_for(robot, cfg.fps)
     events = rec.RecordEvents()

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from robokit.cli import parse
@@ -43,15 +42,12 @@ def main(argv: list[str]) -> int:
                 description="usage: robokit push-policy POLICY REPO_ID [--dataset DATASET_REPO_ID] [--local-dir DIR] ...")
     from robokit.policies import hub
 
-    try:
-        if cfg.local_dir:
-            out = hub.stage_policy(cfg.policy, cfg.local_dir, cfg.repo_id, cfg.dataset, cfg.steps, cfg.license)
-            print(f"wrote {cfg.repo_id}'s files to {out} (not uploaded)")
-            return 0
-        url = hub.push_policy(cfg.policy, cfg.repo_id, dataset_repo_id=cfg.dataset, steps=cfg.steps,
-                              private=cfg.private, revision=cfg.revision, token=cfg.token, license=cfg.license)
-    except (FileNotFoundError, ConnectionError, PermissionError, ValueError) as err:
-        print(f"robokit push-policy: {err}", file=sys.stderr)
-        return 1
+    # a wrong path, an offline or unauthorized push: robokit.cli prints the error in one line
+    if cfg.local_dir:
+        out = hub.stage_policy(cfg.policy, cfg.local_dir, cfg.repo_id, cfg.dataset, cfg.steps, cfg.license)
+        print(f"wrote {cfg.repo_id}'s files to {out} (not uploaded)")
+        return 0
+    url = hub.push_policy(cfg.policy, cfg.repo_id, dataset_repo_id=cfg.dataset, steps=cfg.steps,
+                          private=cfg.private, revision=cfg.revision, token=cfg.token, license=cfg.license)
     print(f"pushed {cfg.policy} to {url}")
     return 0

@@ -21,6 +21,7 @@ from typing import Literal
 
 from robokit.cli import parse
 from robokit.commands.hardware import RobotArgs
+from robokit.errors import RobokitError, UsageError
 from robokit.serving.config import ServeConfig
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,7 @@ def serve(argv: list[str]) -> int:
     try:
         server = PolicyServer(cfg).start()
     except (OSError, ValueError) as err:
-        print(f"robokit serve: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
     try:
         if not stop:
             print(f"policy server listening on {cfg.host}:{server.port}", flush=True)
@@ -226,13 +226,12 @@ def run_policy(argv: list[str]) -> int:
     try:
         cfg = parse(RunPolicyConfig, argv, prog="robokit run-policy",
                     description="Run a policy on a robot at a fixed rate, with inference on a policy server or in-process.")
-        from robokit.serving.transport import ServerError, ServerUnavailableError
+        from robokit.serving.transport import ServerError
 
         try:
             stats = run_policy_config(cfg)
-        except (ServerUnavailableError, ServerError, ValueError, FileNotFoundError, ConnectionError) as err:
-            print(f"robokit run-policy: {err}", file=sys.stderr)
-            return 1
+        except ServerError as err:  # the server refused: a message for the user, not a bug
+            raise RobokitError(str(err)) from err
         print(stats.report())
     except Terminated:  # outside the control loop (run_policy_config handles one during the run)
         print("robokit run-policy: stopped by SIGTERM", file=sys.stderr)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from robokit.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,7 @@ def demos_main(argv: list[str]) -> int:
         for name in expand_env_name(cfg.env):
             make_expert(name)
     except (ValueError, ImportError) as err:
-        print(f"robokit demos: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
     summary = record_demos(cfg.env, cfg.episodes, cfg.out, seed=cfg.seed, fast_render=cfg.fast_render,
                            keep_failed=cfg.keep_failed, max_attempts=cfg.max_attempts, video_codec=cfg.video_codec,
                            image_size=cfg.image_size, cameras=cfg.cameras, full_episodes=cfg.full_episodes,
@@ -154,15 +154,10 @@ def eval_main(argv: list[str]) -> int:
         if cfg.demos is not None:
             check_unseen_seeds(cfg.env, cfg.seed, cfg.episodes, cfg.demos)
     except ValueError as err:
-        print(f"robokit eval: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)
-    except (FileNotFoundError, ConnectionError) as err:  # a wrong path or an offline hub id: one line
-        print(f"robokit eval: {err}", file=sys.stderr)
-        return 1
+    policy = load_policy(cfg.policy, cfg.env, cfg.seed, cfg.device)  # a wrong path, an offline hub id: one line
     kwargs = dict(n_episodes=cfg.episodes, batch_size=cfg.batch_size, seed=cfg.seed, videos_dir=out / "videos",
                   max_videos=cfg.max_videos, fast_render=cfg.fast_render, image_size=cfg.image_size,
                   shuffle_instructions=cfg.shuffle_instructions)

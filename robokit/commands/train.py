@@ -7,7 +7,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
+
+from robokit.errors import UsageError
 
 DESCRIPTION = """Train a policy on an episode dataset.
 
@@ -61,11 +62,9 @@ def main(argv: list[str]) -> int:
     try:
         cfg = parse_args(argv)
     except ValueError as e:  # an unknown recipe, a bad option value
-        print(f"robokit train: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(str(e)) from e
     if not cfg.dataset:
-        print("robokit train: --dataset is required (a dataset folder or hub repo id)", file=sys.stderr)
-        return 2
+        raise UsageError("--dataset is required (a dataset folder or hub repo id)")
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports; the others only warnings and errors
         logging.getLogger("robokit").setLevel(logging.WARNING)
     result = train(cfg)

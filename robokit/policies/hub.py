@@ -63,7 +63,7 @@ def model_card(config: dict, repo_id: str, dataset_repo_id: str | None = None, s
     body = [
         f"# {policy_type} policy: {repo_id}",
         "",
-        f"A `{policy_type}` policy trained with robokit on {trained_on}{trained_for}.",
+        f"A policy of type `{policy_type}` trained with robokit on {trained_on}{trained_for}.",
         "",
         "## Inputs and outputs",
         "",

@@ -74,7 +74,7 @@ def test_push_while_offline_is_one_line(trained, tmp_path):
                          timeout=120, env=env)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
-    assert "robokit push-policy: push-policy 'me/act_test': the hub is offline here (HF_HUB_OFFLINE is set)" in out.stderr
+    assert "robokit push-policy: error: push-policy 'me/act_test': the hub is offline here (HF_HUB_OFFLINE is set)" in out.stderr
     missing = subprocess.run([*ROBOKIT, "push-policy", str(tmp_path / "nope"), "me/act_test"], capture_output=True,
                              text=True, timeout=120, env=env)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr

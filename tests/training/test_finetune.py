@@ -181,7 +181,9 @@ def test_cli_unknown_recipe_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "robokit.cli", "train", "--recipe", "pi0_libro", "--dataset", "d"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Did you mean 'pi0_libero'" in proc.stderr
+    error, hint = proc.stderr.strip().splitlines()  # the README's form: the error, then the --verbose hint
+    assert error.startswith("robokit train: error: ") and "Did you mean 'pi0_libero'" in error
+    assert hint == "(run with --verbose for the traceback)"
 
 
 def test_cli_recipe_then_flags_trains(tiny_dataset, tmp_path):
