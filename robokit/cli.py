@@ -18,8 +18,10 @@ T = TypeVar("T")
 
 
 def setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
+    """robokit's own INFO lines; other libraries' (absl, OpenGL, httpx, ...) only at WARNING, all of it with --verbose."""
+    level = logging.DEBUG if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("robokit").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def suggest(name: str, choices: Sequence[str]) -> str:

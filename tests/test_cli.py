@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -273,3 +274,37 @@ def test_every_command_reports_mistakes_in_the_documented_form(capsys, tmp_path,
     (train, demos, eval, serve, run-policy, record and push-policy printed their own formats, without "error:")."""
     line = _fails_cleanly(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv], code=code)
     assert expected in line
+
+
+def test_other_libraries_info_logs_stay_quiet_without_verbose():
+    """`robokit demos` printed 'INFO OpenGL.acceleratesupport: No OpenGL_accelerate module loaded' and absl's
+    MuJoCo lines: only robokit's own INFO lines belong in a command's output, the rest needs --verbose."""
+    code = ("import logging, sys; from robokit.cli import setup_logging; setup_logging('-v' in sys.argv); "
+            "logging.getLogger('absl').info('absl info'); logging.getLogger('absl').warning('absl warning'); "
+            "logging.getLogger('robokit.envs').info('robokit info'); logging.getLogger('robokit.envs').debug('robokit debug')")
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60).stderr
+    assert "absl warning" in quiet and "robokit info" in quiet
+    assert "absl info" not in quiet and "robokit debug" not in quiet
+    verbose = subprocess.run([sys.executable, "-c", code, "-v"], capture_output=True, text=True, check=True, timeout=60).stderr
+    assert "absl info" in verbose and "robokit debug" in verbose
+
+
+def test_glove_smoothing_is_a_command_line_option():
+    """docs/hardware.md names --teleop.smoothing; the command line used to reject it."""
+    pytest.importorskip("serial")
+    from robokit.cli import parse
+    from robokit.commands.hardware import TeleoperateConfig
+
+    cfg = parse(TeleoperateConfig, ["--teleop.type", "homunculus_glove", "--teleop.port", "/dev/null", "--teleop.smoothing", "0.5"], prog="t")
+    assert cfg.teleop.build().config.smoothing == 0.5
+    with pytest.raises(ValueError, match=r"smoothing=1.5, expected in \(0, 1\]"):
+        dataclasses.replace(cfg.teleop, smoothing=1.5).build()
+
+
+def test_top_level_help_names_every_policy_type():
+    """`robokit --help` said "Train a policy (ACT, Diffusion Policy)" after SmolVLA, π0 and π0.5 were added."""
+    from robokit.policies.config import available_policies
+
+    summary = COMMANDS["train"][1]
+    assert all(name in summary.replace(",", " ").replace("(", " ").replace(")", " ").split()
+               for name in available_policies()), summary

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("robokit.commands.hardware:record", "Record teleoperated episodes into a dataset."),
     "replay": ("robokit.commands.hardware:replay", "Play a recorded episode's actions on a robot."),
     "lekiwi-host": ("robokit.commands.hardware:lekiwi_host", "Run on a LeKiwi robot: serve it to a laptop over ZeroMQ."),
-    "train": ("robokit.commands.train:main", "Train a policy (ACT, Diffusion Policy) on a dataset; --resume continues exactly."),
+    "train": ("robokit.commands.train:main", "Train a policy (act, diffusion, smolvla, pi0, pi05) on a dataset, from scratch or --init a checkpoint; --resume continues exactly."),
     "serve": ("robokit.commands.serving:serve", "Serve policies over gRPC to robot clients (async inference)."),
     "run-policy": ("robokit.commands.serving:run_policy", "Run a policy on a robot or sim at a fixed rate, inference on a server or in-process."),
     "push-policy": ("robokit.commands.policy_hub:main", "Upload a trained policy to the Hugging Face hub with its model card."),

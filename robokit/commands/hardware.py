@@ -91,6 +91,8 @@ class TeleopArgs:
     """Bimanual leaders: port of the right arm."""
     side: str = "right"
     """homunculus_glove: the hand wearing it, right or left."""
+    smoothing: float = 0.2
+    """homunculus_glove: exponential smoothing of the readings, the weight of the newest (1.0: none)."""
     mode: str | None = None
     """keyboard, gamepad: 'ee' (end-effector deltas -> joint targets by inverse kinematics, SO-100/101) or 'base' (LeKiwi); default: 'base' for a robot with a base, else 'ee'."""
     ee_speed: float = 0.05

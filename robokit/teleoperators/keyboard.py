@@ -202,6 +202,7 @@ class GamepadTeleop(Teleoperator):
 
     def connect(self, calibrate: bool = True) -> None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no window needed
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no "Hello from the pygame community" banner
         import pygame
 
         pygame.display.init()  # the event queue (dummy driver); pygame.init() would also open audio
@@ -209,7 +210,7 @@ class GamepadTeleop(Teleoperator):
         if pygame.joystick.get_count() <= self.config.joystick_index:
             raise ConnectionError(
                 f"gamepad {self.config.joystick_index}: pygame sees {pygame.joystick.get_count()} joystick(s); "
-                "plug a gamepad in (or choose another with joystick_index), or use --teleop.type keyboard"
+                "plug a gamepad in, or use --teleop.type keyboard"
             )
         self._joystick = pygame.joystick.Joystick(self.config.joystick_index)
         self._joystick.init()

@@ -42,3 +42,17 @@ def test_no_gamepad_is_a_clear_error_without_audio_noise(capfd):
     with pytest.raises(ConnectionError, match=r"gamepad 7: pygame sees \d+ joystick\(s\); plug a gamepad in"):
         pad.connect()
     assert "ALSA" not in capfd.readouterr().err  # pygame.init() opened the audio device too
+
+
+def test_teleoperate_without_a_gamepad_prints_no_pygame_banner():
+    """A missing gamepad through the CLI: the error line, without pygame's 'Hello from the pygame community'."""
+    pytest.importorskip("pygame")
+    pytest.importorskip("gym_pusht")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "robokit.cli", "teleoperate", "--robot.type", "sim", "--robot.env",
+                           "pusht", "--teleop.type", "gamepad", "--teleop.mode", "base", "--duration-s", "1"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1 and "plug a gamepad in, or use --teleop.type keyboard" in proc.stderr, proc.stderr
+    assert "pygame community" not in proc.stdout + proc.stderr
