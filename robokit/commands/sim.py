@@ -55,7 +55,8 @@ class EvalConfig:
     """A policy folder / hub repo id, a `robokit train` output folder (its last checkpoint), `expert` or `random`."""
     env: str
     """Env, group or list: pusht, aloha_transfer_cube, aloha_insertion, metaworld/<task>, metaworld/mt10,
-    metaworld/reach,push,drawer-open..."""
+    metaworld/reach,push,drawer-open..., libero_spatial/<i> (or a whole suite: libero_spatial, libero_object,
+    libero_goal, libero_10)."""
     episodes: int = 10
     """Episodes per env."""
     batch_size: int = 1
