@@ -58,6 +58,9 @@ def _run_and_kill(root, kill_when: str, delay_s: float = 0.0) -> int:
         assert time.monotonic() < deadline, "the recording child did not reach the kill point"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    for line in proc.stdout:  # saves reported during the delay (the child records on until killed)
+        if line.startswith("saved"):
+            saved = int(line.split()[1])
     return saved + 1
 
 
