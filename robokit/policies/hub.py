@@ -124,10 +124,13 @@ def push_policy(policy: str | Path, repo_id: str, *, dataset_repo_id: str | None
                 license: str = "apache-2.0", commit_message: str = "Upload policy with robokit") -> str:
     """Upload a policy (any `from_pretrained` form) with its model card; returns the repo URL.
     Offline or unreachable hub: ConnectionError; missing or read-only token: PermissionError (one line each)."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
     with tempfile.TemporaryDirectory(prefix="robokit-push-") as tmp:
         folder = stage_policy(policy, Path(tmp) / "repo", repo_id, dataset_repo_id, steps, license)
+        if constants.HF_HUB_OFFLINE:  # some huggingface_hub versions check it on downloads only: never try
+            raise ConnectionError(f"push-policy {repo_id!r}: the hub is offline here (HF_HUB_OFFLINE is set); "
+                                  "unset it to upload")
         api = HfApi(token=token)
         with _hub_errors(repo_id):
             url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
