@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import resource
 import statistics
@@ -185,10 +186,11 @@ def side_by_side(args, folder: Path, cfg: dict, size: int, lerobot: str | None) 
             policy, obs, noise = build(folder, cfg, cams, size)
             for dtype in args.dtypes:
                 policy.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+                chunk = functools.partial(policy.predict_action_chunk, obs, noise=noise)
                 ours, theirs, ratios, cpu_ours, cpu_theirs = [], [], [], [], []
                 for r in range(args.rounds):
                     warmup = args.warmup if r == 0 else 0
-                    mine, cpu = wall_and_cpu(lambda: policy.predict_action_chunk(obs, noise=noise), args.repeats, warmup)
+                    mine, cpu = wall_and_cpu(chunk, args.repeats, warmup)
                     ours += mine
                     cpu_ours += cpu
                     if other:
@@ -204,7 +206,7 @@ def side_by_side(args, folder: Path, cfg: dict, size: int, lerobot: str | None) 
                 row.append(f"{statistics.median(ratios):.2f} ({', '.join(f'{x:.2f}' for x in ratios)})" if ratios else "n/a")
                 row.append(f"{statistics.median(cpu_ours):.2f} / " + (f"{statistics.median(cpu_theirs):.2f}" if cpu_theirs else "n/a"))
                 print("| " + " | ".join(row) + " |", flush=True)
-            del policy
+            del policy, chunk
     finally:
         if other:
             other.close()

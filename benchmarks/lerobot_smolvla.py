@@ -104,7 +104,7 @@ def main() -> None:
         policy.to(torch.float32)
         policy.model.vlm_with_expert.to(dtype)
 
-        def chunk():
+        def chunk(policy=policy, pre=pre, post=post, obs=obs, noise=noise):
             return post(policy.predict_action_chunk(pre(dict(obs)), noise=noise))
 
         try:
