@@ -313,7 +313,8 @@ def train(
         plot_loss_curve(output_dir / "metrics.jsonl", output_dir / "loss_curve.png")
     final_loss = losses[-1] if losses else float("nan")
     if main:
-        logger.info("trained %d steps; final loss %.4f; outputs in %s", step, final_loss, output_dir)
+        # debug: `robokit train` prints the run's one summary line itself (TrainResult carries the figures)
+        logger.debug("trained %d steps; final loss %.4f; outputs in %s", step, final_loss, output_dir)
     distributed.shutdown(d)
     return TrainResult(str(output_dir), step, final_loss, losses, evals, rank=d.rank)
 

@@ -81,6 +81,7 @@ def test_cli_trains_diffusion(tiny_dataset, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "trained 3 steps" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("final loss") == 1  # the trainer's log line repeated the summary
     assert Policy.from_pretrained(out / "checkpoints" / "000003" / "pretrained_model").config.horizon == 8
 
 
