@@ -89,10 +89,12 @@ class KeyboardTeleop(Teleoperator):
                 self._listener.start()
             except Exception as exc:
                 logger.warning(
-                    "keyboard teleop: pynput unavailable (%s); keys only through press()/release()", exc
+                    "keyboard teleop: pynput unavailable (%s), so no key is read (the commands stay at rest; "
+                    "Python code can call press()/release())", exc
                 )
         else:
-            logger.info("keyboard teleop: no display; keys only through press()/release()")
+            logger.info("keyboard teleop: no display (pynput reads keys through one), so no key is read and the "
+                        "commands stay at rest; Python code can call press()/release()")
         self._connected = True
 
     def press(self, key: str) -> None:

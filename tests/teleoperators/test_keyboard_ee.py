@@ -111,3 +111,19 @@ def test_end_effector_control_needs_an_arm():
         TeleopArgs(type="keyboard", mode="ee").build_for(hand, 30)
     lekiwi_keys = TeleopArgs(type="keyboard").build_for(make_robot("lekiwi", port="/dev/null"), 30)
     assert "x.vel" in lekiwi_keys.action_features  # a robot with a base keeps base motion
+
+
+def test_without_a_display_the_log_says_no_key_is_read(monkeypatch, caplog):
+    """The message named only press()/release() (an API call) and left a terminal user guessing why nothing moved."""
+    import logging
+
+    from robokit.robots.registry import make_teleoperator
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    caplog.set_level(logging.INFO, logger="robokit.teleoperators.keyboard")
+    keys = make_teleoperator("keyboard")
+    keys.connect()
+    try:
+        assert any("no key is read" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        keys.disconnect()
