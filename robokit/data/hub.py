@@ -65,13 +65,52 @@ def download(repo_id: str, revision: str | None = None, episodes: Sequence[int] 
 
 def push(root: Path, repo_id: str, private: bool = False, revision: str | None = None, token: str | None = None) -> str:
     """Upload a finalized dataset folder; tags the commit with the layout version, as the community does."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
 
+    where = (f"push of dataset {str(root)!r} to {repo_id!r} (the dataset is complete on disk; push it again "
+             f"with RobotDataset({str(root)!r}).push_to_hub({repo_id!r}))")
+    if constants.HF_HUB_OFFLINE:
+        raise ConnectionError(f"{where}: the hub is offline here (HF_HUB_OFFLINE is set); unset it to upload")
     api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    if revision:
-        api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
-    api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", revision=revision,
-                      ignore_patterns=IGNORE_ON_UPLOAD, commit_message="Upload dataset with robokit")
-    api.create_tag(repo_id, tag=CODEBASE_VERSION, repo_type="dataset", revision=revision, exist_ok=True)
+    with push_errors(where):
+        url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+        api.upload_folder(folder_path=str(root), repo_id=repo_id, repo_type="dataset", revision=revision,
+                          ignore_patterns=IGNORE_ON_UPLOAD, commit_message="Upload dataset with robokit")
+        api.create_tag(repo_id, tag=CODEBASE_VERSION, repo_type="dataset", revision=revision, exist_ok=True)
     return str(url)
+
+
+class push_errors:
+    """huggingface_hub's offline / connection / auth failures of an upload as one-line ConnectionError /
+    PermissionError starting with `where` (e.g. "push-policy 'me/act'")."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if err is None:
+            return False
+        from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+
+        where = self.where
+        if isinstance(err, LocalTokenNotFoundError):
+            raise PermissionError(f"{where}: not logged in to the hub; run `huggingface-cli login`, set HF_TOKEN "
+                                  "or pass --token") from None
+        if isinstance(err, HfHubHTTPError):
+            status = getattr(getattr(err, "response", None), "status_code", None)
+            if status in (401, 403):
+                raise PermissionError(f"{where}: the hub refused the token (HTTP {status}); it needs write access "
+                                      "to the repo (`huggingface-cli login`, HF_TOKEN or --token)") from None
+            return False
+        if type(err).__name__ == "OfflineModeIsEnabled":
+            raise ConnectionError(f"{where}: the hub is offline here (HF_HUB_OFFLINE is set); unset it to upload") from None
+        if isinstance(err, OSError):  # DNS, refused connections and timeouts
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ConnectionError(f"{where}: cannot reach the hub ({type(err).__name__}: {first}); "
+                                  "check the network (and HF_HUB_OFFLINE)") from None
+        return False

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from robokit.data.hub import push_errors
 from robokit.policies.policy import CONFIG_NAME, STATS_NAME, WEIGHTS_NAME, resolve_pretrained_dir
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def push_policy(policy: str | Path, repo_id: str, *, dataset_repo_id: str | None
             raise ConnectionError(f"push-policy {repo_id!r}: the hub is offline here (HF_HUB_OFFLINE is set); "
                                   "unset it to upload")
         api = HfApi(token=token)
-        with _hub_errors(repo_id):
+        with push_errors(f"push-policy {repo_id!r}"):
             url = api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
             if revision:
                 api.create_branch(repo_id, repo_type="model", branch=revision, exist_ok=True)
@@ -140,36 +141,3 @@ def push_policy(policy: str | Path, repo_id: str, *, dataset_repo_id: str | None
                               commit_message=commit_message)
     logger.info("pushed %s to %s", policy, url)
     return str(url)
-
-
-class _hub_errors:
-    """huggingface_hub's offline / connection / auth failures as one-line ConnectionError / PermissionError."""
-
-    def __init__(self, repo_id: str):
-        self.repo_id = repo_id
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if err is None:
-            return False
-        from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
-
-        where = f"push-policy {self.repo_id!r}"
-        if isinstance(err, LocalTokenNotFoundError):
-            raise PermissionError(f"{where}: not logged in to the hub; run `huggingface-cli login`, set HF_TOKEN "
-                                  "or pass --token") from None
-        if isinstance(err, HfHubHTTPError):
-            status = getattr(getattr(err, "response", None), "status_code", None)
-            if status in (401, 403):
-                raise PermissionError(f"{where}: the hub refused the token (HTTP {status}); it needs write access "
-                                      "to the repo (`huggingface-cli login`, HF_TOKEN or --token)") from None
-            return False
-        if type(err).__name__ == "OfflineModeIsEnabled":
-            raise ConnectionError(f"{where}: the hub is offline here (HF_HUB_OFFLINE is set); unset it to upload") from None
-        if isinstance(err, OSError):  # DNS, refused connections and timeouts
-            first = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ConnectionError(f"{where}: cannot reach the hub ({type(err).__name__}: {first}); "
-                                  "check the network (and HF_HUB_OFFLINE)") from None
-        return False
