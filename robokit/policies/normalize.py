@@ -2,8 +2,8 @@
 
 Modes (config `normalization_mapping`, one per feature type):
 - mean_std:  (x - mean) / (std + eps)
-- min_max:   2 (x - min) / (max - min) - 1          (a zero range uses eps)
-- quantiles: 2 (x - q01) / (q99 - q01) - 1          (robust to outliers)
+- min_max:   2 (x - min) / (max - min) - 1          (a zero range counts as 2: x - min - 1)
+- quantiles: 2 (x - q01) / (q99 - q01) - 1          (robust to outliers; a zero range as for min_max)
 - identity:  x
 The stats live in non-persistent buffers (they move with `.to(device)`) and are saved by the
 policy in their own safetensors file next to the weights.
@@ -101,8 +101,7 @@ class Normalizer(nn.Module):
             return (x - self.stat(name, "mean")) / (self.stat(name, "std") + EPS)
         low, high = ("min", "max") if mode is NormalizationMode.MIN_MAX else ("q01", "q99")
         low, high = self.stat(name, low), self.stat(name, high)
-        span = high - low
-        span = torch.where(span == 0, torch.full_like(span, EPS), span)
+        span = _span(high - low)
         return 2 * (x - low) / span - 1
 
     def unnormalize(self, name: str, x: Tensor) -> Tensor:
@@ -113,8 +112,7 @@ class Normalizer(nn.Module):
             return x * (self.stat(name, "std") + EPS) + self.stat(name, "mean")
         low, high = ("min", "max") if mode is NormalizationMode.MIN_MAX else ("q01", "q99")
         low, high = self.stat(name, low), self.stat(name, high)
-        span = high - low
-        span = torch.where(span == 0, torch.full_like(span, EPS), span)
+        span = _span(high - low)
         return (x + 1) / 2 * span + low
 
     def forward(self, batch: dict) -> dict:
@@ -130,3 +128,10 @@ def with_imagenet_stats(stats: dict | None, camera_names: list[str]) -> dict:
         entry["mean"] = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).reshape(3, 1, 1)
         entry["std"] = torch.tensor(IMAGENET_STD, dtype=torch.float32).reshape(3, 1, 1)
     return out
+
+
+def _span(span: Tensor) -> Tensor:
+    """A zero range (a value constant in the stats) scales by 1 instead of 1/eps: the constant still maps to -1,
+    and another value (a gripper that is constant within each episode but differs between tasks, whose
+    per-episode quantiles average to q01 == q99) stays of order one instead of blowing up to ~1e8."""
+    return torch.where(span == 0, torch.full_like(span, 2.0), span)

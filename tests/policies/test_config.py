@@ -47,15 +47,22 @@ def test_normalization_modes_map_stats_and_round_trip(mode):
     y = norm.normalize("observation.state", x)
     expected = {
         NormalizationMode.MEAN_STD: torch.tensor([[0.0, 0.5, 0.0], [0.5, -1.5, 2.0]]),
-        NormalizationMode.MIN_MAX: torch.tensor([[0.0, 1.0, 2 * 0 / 1e-8 - 1], [1.0, -1.0, 2 * 1 / 1e-8 - 1]]),
+        NormalizationMode.MIN_MAX: torch.tensor([[0.0, 1.0, -1.0], [1.0, -1.0, 0.0]]),  # zero range: x - min - 1
         NormalizationMode.QUANTILES: torch.tensor([[0.0, 2.0, 0.0], [2.0, -2.0, 1.0]]),
         NormalizationMode.IDENTITY: x,
     }[mode]
-    if mode is NormalizationMode.MIN_MAX:  # zero range in the last dim: only check the finite ones
-        torch.testing.assert_close(y[:, :2], expected[:, :2])
-    else:
-        torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(norm.unnormalize("observation.state", y), x, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(y, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(norm.unnormalize("observation.state", y), x, rtol=1e-6, atol=1e-5)
+
+
+def test_a_zero_quantile_range_keeps_other_values_of_order_one():
+    """Per-episode quantiles averaged over episodes can give q01 == q99 for a gripper that is constant within each
+    episode but differs between tasks: values off that constant must not blow up (they were (x - q01) / 1e-8)."""
+    features = {"action": PolicyFeature(FeatureType.ACTION, (1,))}
+    norm = Normalizer(features, {FeatureType.ACTION: NormalizationMode.QUANTILES}, {"action": {"q01": [0.5], "q99": [0.5]}})
+    y = norm.normalize("action", torch.tensor([[0.5], [1.0], [0.0]]))
+    torch.testing.assert_close(y, torch.tensor([[-1.0], [-0.5], [-1.5]]))
+    torch.testing.assert_close(norm.unnormalize("action", y), torch.tensor([[0.5], [1.0], [0.0]]))
 
 
 def test_missing_stats_name_the_feature_and_stat():
